@@ -1,0 +1,48 @@
+# Two commands: `make demo` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench models eval clean install
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# dev extras; capparselib (tests only) pins an lxml that does not build on Python 3.11, so it goes in
+# without its pins, beside the lxml and python-dateutil the dev extra already installs.
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --quiet --no-deps 'capparselib==0.6.6'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/citywatch demo $(DEMO_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check citywatch tests models
+	$(VENV)/bin/ruff format --check citywatch tests models
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	$(VENV)/bin/pytest -q -ra $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/citywatch bench $(BENCH_ARGS)
+
+# Renders a synthetic dataset, trains the e-bike detector on the CPU, exports ONNX, writes the card.
+models: $(STAMP)
+	$(PIP) install --quiet -e '.[dev,train]'
+	$(PY) -m models.ebike.train $(TRAIN_ARGS)
+
+eval: $(STAMP)
+	$(VENV)/bin/citywatch eval ebike $(EVAL_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -1,0 +1,3 @@
+"""citywatch: edge agents and a gateway for city-safety events."""
+
+__version__ = "0.1.0"

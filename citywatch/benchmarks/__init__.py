@@ -1,0 +1,1 @@
+"""Benchmarks behind `citywatch bench` / `make bench`: each figure beside a same-run reference."""

@@ -1,0 +1,1 @@
+"""MQTT brokers the project runs itself: Mosquitto with the project's config, or embedded amqtt."""

@@ -1,0 +1,108 @@
+"""Run Mosquitto with the project's broker config (tests, demo, bench)."""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+BASE_CONFIG = resources.files("citywatch.broker").joinpath("mosquitto.conf")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
+    )
+
+
+def write_config(data_dir: Path, port: int) -> Path:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    conf = data_dir / "mosquitto.conf"
+    # Started as root, mosquitto drops to user "mosquitto", which cannot write our data dir: it would
+    # then run without its persistence file, silently forgetting queued messages on restart.
+    conf.write_text(
+        BASE_CONFIG.read_text()
+        + f"\nuser {getpass.getuser()}\n"
+        + f"\nlistener {port} 127.0.0.1\npersistence_location {data_dir}/\n"
+        + f"log_dest file {data_dir}/mosquitto.log\n"
+    )
+    return conf
+
+
+def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s")
+
+
+@dataclass
+class MosquittoBroker:
+    """A Mosquitto process on a loopback port; ``stop()`` then ``start()`` restarts it on the same port."""
+
+    data_dir: Path
+    port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self) -> MosquittoBroker:
+        binary = mosquitto_binary()
+        if binary is None:
+            raise FileNotFoundError("mosquitto is not installed (Debian: apt-get install mosquitto)")
+        conf = write_config(self.data_dir, self.port)
+        self._process = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            wait_for_port(self.host, self.port)
+        except TimeoutError:
+            self.stop()
+            log = (
+                (self.data_dir / "mosquitto.log").read_text()
+                if (self.data_dir / "mosquitto.log").exists()
+                else ""
+            )
+            raise RuntimeError(f"mosquitto did not start on port {self.port}: {log[-2000:]}") from None
+        return self
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Graceful stop (SIGTERM) saves the persistent store; ``kill=True`` simulates a crash."""
+        if self._process is None:
+            return
+        self._process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def __enter__(self) -> MosquittoBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,1 @@
+"""Device agent: sources -> analyzers -> outbox -> publisher."""

@@ -1,0 +1,1 @@
+"""Culvert water level: pure filter and detectors (``logic``), and the agent that runs them."""

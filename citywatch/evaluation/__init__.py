@@ -1,0 +1,1 @@
+"""Scoring analyzers against ground truth (citywatch eval ...)."""

@@ -1,0 +1,1 @@
+"""Gateway: ingest -> telemetry store, events, devices, dispatch, API."""

@@ -1,0 +1,1 @@
+"""Device registry: provisioned devices, their area and presence."""

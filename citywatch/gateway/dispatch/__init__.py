@@ -1,0 +1,1 @@
+"""Dispatch: a persistent outbox of event notifications, delivered as Standard Webhooks."""

@@ -1,0 +1,1 @@
+"""Events: one open event per (device, type), revisions from devices, status and audit trail."""

@@ -1,0 +1,1 @@
+"""MQTT ingest: decode on the network thread, store in batches on a writer thread, ack after commit."""

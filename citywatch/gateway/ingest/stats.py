@@ -1,0 +1,83 @@
+"""Ingest counters (shown by /health) and a rate-limited log for refused input."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+
+class IngestStats:
+    """Thread-safe counters: written by the MQTT and writer threads, read by the API."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.received = 0
+        self.batches = 0
+        self.last_batch_size = 0
+        self.accepted: Counter[str] = Counter()  # by channel
+        self.events: Counter[str] = Counter()  # by outcome
+        self.refused: Counter[str] = Counter()  # by reason
+        self.telemetry_written = 0
+        self.retries = 0  # batches stored again after a transient database error
+
+    def count_received(self) -> None:
+        self.received += 1  # only the MQTT thread writes it: no lock on the hot path
+
+    def count_retry(self) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def refuse(self, reason: str) -> None:
+        with self._lock:
+            self.refused[reason] += 1
+
+    def record_batch(
+        self, *, size: int, accepted: Counter[str], events: Counter[str], telemetry: int
+    ) -> None:
+        with self._lock:
+            self.batches += 1
+            self.last_batch_size = size
+            self.accepted.update(accepted)
+            self.events.update(events)
+            self.telemetry_written += telemetry
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "received": self.received,
+                "batches": self.batches,
+                "last_batch_size": self.last_batch_size,
+                "accepted": dict(self.accepted),
+                "events": dict(self.events),
+                "telemetry_written": self.telemetry_written,
+                "retries": self.retries,
+                "refused": dict(self.refused),
+                "refused_total": sum(self.refused.values()),
+            }
+
+
+class RateLimitedLog:
+    """Logs the first occurrence of each key, then at most once per interval with a suppressed count."""
+
+    def __init__(self, logger: logging.Logger, *, interval_s: float = 10.0) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def warning(self, key: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._interval_s:
+                self._suppressed[key] += 1
+                return
+            self._last[key] = now
+            suppressed = self._suppressed.pop(key, 0)
+        if suppressed:
+            message += f" ({suppressed} more like this not logged)"
+        self._logger.warning(message, *args)

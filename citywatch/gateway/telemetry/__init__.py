@@ -1,0 +1,1 @@
+"""Telemetry stores: SQLite (embedded default) and InfluxDB, behind one interface."""

@@ -1,0 +1,1 @@
+"""Simulators standing in for sensors, cameras, device fleets and the dispatch centre."""

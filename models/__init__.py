@@ -1,0 +1,1 @@
+"""Training code and model artefacts (not part of the installed ``citywatch`` package)."""

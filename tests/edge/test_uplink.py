@@ -1,0 +1,209 @@
+"""The uplink through a real Mosquitto: birth/will, ordered delivery, broker restarts, commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from citywatch.broker.mosquitto import MosquittoBroker, free_port
+from citywatch.edge.outbox import Outbox
+from citywatch.edge.uplink import Uplink
+from citywatch.mqtt import MqttOptions
+from citywatch.protocol.messages import (
+    CommandMessage,
+    ConfigMessage,
+    DeviceType,
+    EventMessage,
+    EventPhase,
+    EventType,
+    Severity,
+    TelemetryMessage,
+)
+from citywatch.protocol.topics import Channel, Topic
+from tests.edge.helpers import Subscriber, first_occurrences, wait_until
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def telemetry(i: int) -> TelemetryMessage:
+    return TelemetryMessage(
+        device_id="c1", ts=T0 + timedelta(seconds=i), measurement="water_level", fields={"level_cm": float(i)}
+    )
+
+
+def event(seq: int) -> EventMessage:
+    return EventMessage(
+        device_id="c1",
+        event_id="flood0001",
+        seq=seq,
+        phase=EventPhase.NEW if seq == 0 else EventPhase.UPDATE,
+        type=EventType.WATER_LEVEL,
+        severity=Severity.NOTICE,
+        confidence=1.0,
+        ts=T0 + timedelta(seconds=seq),
+        started_at=T0,
+        details={"level_cm": 10.0, "peak_cm": 10.0 + seq, "threshold_cm": 10.0},
+    )
+
+
+@pytest.fixture
+def subscriber(mosquitto: MosquittoBroker) -> Iterator[Subscriber]:
+    sub = Subscriber(mosquitto.port)
+    yield sub
+    sub.close()
+
+
+def make_uplink(broker: MosquittoBroker, tmp_path: Path, **kwargs: object) -> Uplink:
+    return Uplink(
+        MqttOptions.from_url(broker.url),
+        "s1",
+        "c1",
+        DeviceType.CULVERT,
+        "cfg1",
+        tmp_path / "outbox.sqlite3",
+        reconnect_min_s=0.1,
+        reconnect_max_s=0.5,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_birth_telemetry_and_events_arrive_in_order(
+    mosquitto: MosquittoBroker, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    uplink = make_uplink(mosquitto, tmp_path).start()
+    try:
+        sent = []
+        for i in range(30):
+            message = event(i // 10) if i % 10 == 0 else telemetry(i)
+            uplink.send(Channel.EVENT if isinstance(message, EventMessage) else Channel.TELEMETRY, message)
+            sent.append(message.to_json())
+        wait_until(
+            lambda: len(subscriber.on(Channel.TELEMETRY)) + len(subscriber.on(Channel.EVENT)) >= 30,
+            what="30 messages",
+        )
+        wait_until(lambda: uplink.queue_depth == 0, what="outbox drained")
+        data = [m.payload for m in subscriber.messages if m.channel in ("telemetry", "event")]
+        assert first_occurrences(data) == sent
+        births = [m.json() for m in subscriber.on(Channel.STATE)]
+        assert births[0]["status"] == "online" and births[0]["session"] == 1
+        assert births[0]["config_version"] == "cfg1" and births[0]["device_type"] == "culvert"
+        assert uplink.connected
+    finally:
+        uplink.stop()
+    offline = subscriber.on(Channel.STATE)[-1].json()
+    assert offline["status"] == "offline" and offline["session"] == 1
+
+
+def test_broker_restart_mid_stream_loses_nothing(
+    mosquitto: MosquittoBroker, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    uplink = make_uplink(mosquitto, tmp_path).start()
+    try:
+        sent = []
+        for i in range(10):
+            uplink.send(Channel.TELEMETRY, telemetry(i))
+            sent.append(telemetry(i).to_json())
+        wait_until(lambda: uplink.queue_depth == 0, what="first batch delivered")
+        mosquitto.stop()
+        wait_until(lambda: not uplink.connected, what="uplink notices the broker is gone")
+        for i in range(10, 40):
+            message = event(i - 10) if i % 10 == 0 else telemetry(i)
+            uplink.send(Channel.EVENT if isinstance(message, EventMessage) else Channel.TELEMETRY, message)
+            sent.append(message.to_json())
+        assert uplink.queue_depth == 30  # queued on disk while the broker is down
+        mosquitto.start()
+        wait_until(lambda: uplink.queue_depth == 0, timeout_s=30, what="outbox drained after restart")
+        wait_until(
+            lambda: (
+                len(
+                    first_occurrences(
+                        [m.payload for m in subscriber.messages if m.channel in ("telemetry", "event")]
+                    )
+                )
+                >= 40
+            ),
+            timeout_s=30,
+            what="every message at the subscriber",
+        )
+        data = first_occurrences(
+            [m.payload for m in subscriber.messages if m.channel in ("telemetry", "event")]
+        )
+        assert data == sent, "every message, in the order sent"
+        sessions = [
+            m.json()["session"] for m in subscriber.on(Channel.STATE) if m.json()["status"] == "online"
+        ]
+        assert sessions[0] == 1 and sessions[-1] > 1, "a new, higher session number for the new connection"
+    finally:
+        uplink.stop()
+
+
+def test_commands_and_config_pushes_are_acked(
+    mosquitto: MosquittoBroker, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    seen: list[str] = []
+
+    def on_command(command: CommandMessage) -> tuple[bool, str] | None:
+        seen.append(command.command)
+        return (True, "reporting") if command.command == "report_now" else None
+
+    uplink = make_uplink(mosquitto, tmp_path, on_command=on_command).start()
+    try:
+        uplink.wait_connected(10)
+        wait_until(lambda: subscriber.on(Channel.STATE), what="birth")
+        cmd_topic = str(Topic("s1", "c1", Channel.CMD))
+        for cmd_id, name in (("a1", "ping"), ("a2", "report_now"), ("a3", "self_destruct")):
+            command = CommandMessage(cmd_id=cmd_id, ts=datetime.now(UTC), command=name)
+            subscriber.publish(cmd_topic, command.to_json())
+        bad_config = ConfigMessage(
+            cmd_id="c1",
+            ts=datetime.now(UTC),
+            config_version="v2",
+            config={"kind": "culvert", "device": {"id": "X"}},
+        )
+        subscriber.publish(str(Topic("s1", "c1", Channel.CONFIG)), bad_config.to_json())
+        good = {
+            "kind": "culvert",
+            "device": {"id": "c1", "site": "s1"},
+            "sensor": {"type": "simulated"},
+            "culvert": {"mount_height_mm": 2000},
+        }
+        good_config = ConfigMessage(cmd_id="c2", ts=datetime.now(UTC), config_version="v3", config=good)
+        subscriber.publish(str(Topic("s1", "c1", Channel.CONFIG)), good_config.to_json())
+        wait_until(lambda: len(subscriber.on(Channel.ACK)) >= 5, what="5 acks")
+        acks = subscriber.on(Channel.ACK)
+        by_id = {a.json()["cmd_id"]: a.json() for a in acks}
+        assert by_id["a1"]["ok"] and by_id["a1"]["message"] == "pong"
+        assert by_id["a2"]["ok"]
+        assert not by_id["a3"]["ok"] and "unknown command" in by_id["a3"]["message"]
+        assert not by_id["c1"]["ok"]
+        problems = by_id["c1"]["message"]
+        assert "device.id" in problems and "device.site" in problems and "sensor" in problems
+        assert by_id["c2"]["ok"]
+        assert seen == ["report_now", "self_destruct"]
+        assert json.loads(acks[0].payload)["device_id"] == "c1"
+    finally:
+        uplink.stop()
+
+
+def test_unreachable_broker_queues_durably_and_retries(tmp_path: Path) -> None:
+    uplink = Uplink(
+        MqttOptions(port=free_port()),
+        "s1",
+        "c1",
+        DeviceType.CULVERT,
+        "cfg1",
+        tmp_path / "o.sqlite3",
+        reconnect_min_s=0.05,
+        reconnect_max_s=0.1,
+    ).start()
+    for i in range(5):
+        uplink.send(Channel.TELEMETRY, telemetry(i))
+    assert uplink.queue_depth == 5 and not uplink.connected
+    uplink.stop(flush_timeout_s=0.1)
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    assert [r.payload for r in outbox.peek(limit=10)] == [telemetry(i).to_json() for i in range(5)]
+    outbox.close()

@@ -1,0 +1,113 @@
+"""Test helpers: a paho publisher speaking the protocol, message builders, polling."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import paho.mqtt.client as mqtt
+
+from citywatch.mqtt import MqttOptions
+from citywatch.protocol.messages import (
+    EventMessage,
+    EventPhase,
+    EventType,
+    Severity,
+    StateMessage,
+    TelemetryMessage,
+)
+from citywatch.protocol.topics import Channel, Topic
+
+T = TypeVar("T")
+BASE_TS = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
+
+
+def wait_until(predicate: Callable[[], T], *, timeout_s: float = 20.0, what: str = "condition") -> T:
+    """Poll until ``predicate()`` is truthy; fail with ``what`` after a generous timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last value {value!r})")
+        time.sleep(0.05)
+
+
+class Publisher:
+    """A device-side MQTT client publishing with QoS 1 and waiting for the broker's PUBACK."""
+
+    _ids = itertools.count()
+
+    def __init__(self, url: str) -> None:
+        options = MqttOptions.from_url(url)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"test-pub-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv311,
+        )
+        self.client.connect(options.host, options.port)
+        self.client.loop_start()
+
+    def publish(self, topic: str | Topic, payload: bytes, *, retain: bool = False) -> None:
+        info = self.client.publish(str(topic), payload, qos=1, retain=retain)
+        info.wait_for_publish(timeout=10)
+        assert info.is_published(), f"publish to {topic} was not acknowledged by the broker"
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def topic(site: str, device_id: str, channel: Channel) -> Topic:
+    return Topic(site=site, device_id=device_id, channel=channel)
+
+
+def telemetry(device_id: str, i: int, *, level_cm: float = 1.0) -> bytes:
+    return TelemetryMessage(
+        device_id=device_id,
+        ts=BASE_TS + timedelta(seconds=i),
+        measurement="water_level",
+        fields={"level_cm": level_cm, "sample": i},
+    ).to_json()
+
+
+def state(device_id: str, *, status: str, session: int, firmware: str = "1.0.0") -> bytes:
+    return StateMessage(
+        device_id=device_id,
+        ts=BASE_TS + timedelta(seconds=session),
+        status=status,  # type: ignore[arg-type]
+        session=session,
+        device_type="culvert",  # type: ignore[arg-type]
+        firmware_version=firmware,
+        config_version="cfg-1",
+    ).to_json()
+
+
+def water_event(
+    device_id: str,
+    event_id: str,
+    seq: int,
+    *,
+    phase: EventPhase | None = None,
+    severity: Severity = Severity.NOTICE,
+    level_cm: float = 12.0,
+) -> bytes:
+    phase = phase or (EventPhase.NEW if seq == 0 else EventPhase.UPDATE)
+    details: dict[str, Any] = {"level_cm": level_cm, "peak_cm": level_cm, "threshold_cm": 10.0}
+    return EventMessage(
+        device_id=device_id,
+        event_id=event_id,
+        seq=seq,
+        phase=phase,
+        type=EventType.WATER_LEVEL,
+        severity=severity,
+        confidence=0.9,
+        ts=BASE_TS + timedelta(minutes=seq),
+        started_at=BASE_TS,
+        details=details,
+    ).to_json()

@@ -1,0 +1,117 @@
+"""The shipped e-bike detector and the training pipeline that makes it (render -> train -> export -> card)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from citywatch.edge.vision.detector import Detector, DetectorOptions
+from citywatch.simulators.elevator import LABELLED_CLASSES, render_still
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_MODEL = PROJECT_ROOT / "models" / "ebike-detector.onnx"
+SHIPPED_CARD = PROJECT_ROOT / "models" / "ebike-detector.md"
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    return {entry.key: entry.value for entry in onnx.load(str(path)).metadata_props}
+
+
+def _check_citywatch_layout(path: Path) -> None:
+    metadata = _metadata(path)
+    assert metadata["layout"] == "citywatch"
+    labels = json.loads(metadata["labels"])
+    assert set(LABELLED_CLASSES) <= set(labels)
+    size = int(metadata["input_size"])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (model_input,) = session.get_inputs()
+    assert model_input.name == "images" and model_input.shape == [1, 3, size, size]
+    boxes, scores = session.run(["boxes", "scores"], {"images": np.zeros((1, 3, size, size), np.float32)})
+    assert boxes.shape[0] == 1 and boxes.shape[2] == 4
+    assert scores.shape == (1, boxes.shape[1], len(labels))
+    assert float(scores.min()) >= 0.0 and float(scores.max()) <= 1.0
+
+
+@pytest.fixture(scope="module")
+def shipped_model() -> Path:
+    if not SHIPPED_MODEL.is_file():
+        pytest.skip("models/ebike-detector.onnx is not built yet (make models)")
+    return SHIPPED_MODEL
+
+
+def test_shipped_model_has_the_citywatch_layout_and_fits_the_size_budget(shipped_model: Path) -> None:
+    assert shipped_model.stat().st_size <= 5 * 1024 * 1024
+    _check_citywatch_layout(shipped_model)
+
+
+def test_shipped_model_finds_an_ebike_in_a_rendered_scene(shipped_model: Path) -> None:
+    """Held-out seeds (never trained on): the detector finds most labelled e-bikes at the runtime threshold."""
+    detector = Detector.load(DetectorOptions(model_path=shipped_model, threads=1))
+    found = total = 0
+    for seed in range(95_500_000, 95_500_040):
+        image, boxes = render_still(seed, (480, 320))
+        ebikes = [b for b in boxes if b.cls == "ebike" and b.visible > 0.6]
+        if not ebikes:
+            continue
+        detections = [d for d in detector.detect(image) if d.label == "ebike"]
+        for truth in ebikes:
+            total += 1
+            found += any(
+                min(d.x2, truth.x2) > max(d.x1, truth.x1) and min(d.y2, truth.y2) > max(d.y1, truth.y1)
+                for d in detections
+            )
+    assert total >= 5
+    assert found / total >= 0.5, f"found {found} of {total} clearly visible e-bikes"
+
+
+def test_card_reports_the_measured_figures_of_the_shipped_model(shipped_model: Path) -> None:
+    card = SHIPPED_CARD.read_text()
+    size_mb = f"{shipped_model.stat().st_size / 1e6:.2f} MB"
+    assert size_mb in card, "the card must state the size of the committed file"
+    assert "not** fit for service" in card and "Real elevator photos" in card
+    assert re.search(r"median \*\*[0-9.]+ ms\*\*", card)
+
+
+def test_runtime_code_never_imports_torch() -> None:
+    offenders = [
+        str(path.relative_to(PROJECT_ROOT))
+        for path in (PROJECT_ROOT / "citywatch").rglob("*.py")
+        if re.search(r"^\s*(import torch|from torch)", path.read_text(), re.MULTILINE)
+    ]
+    assert offenders == []
+
+
+def test_smoke_training_runs_end_to_end(tmp_path: Path) -> None:
+    pytest.importorskip("torch", reason="torch is the optional 'train' extra (make models installs it)")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "models.ebike.train",
+            "--smoke",
+            "--out",
+            str(tmp_path),
+            "--cache",
+            str(tmp_path / "cache"),
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "epoch 1/1" in result.stdout and "exported" in result.stdout
+    model = tmp_path / "ebike-detector.onnx"
+    _check_citywatch_layout(model)
+    card = (tmp_path / "ebike-detector.md").read_text()
+    assert "--smoke" in card and "Held-out synthetic stills" in card
+    # The rendered dataset is cached, not re-rendered, on the next run.
+    assert (tmp_path / "cache" / "train-smoke-32" / "labels.json").is_file()
