@@ -46,17 +46,24 @@ def payloads(count: int, devices: int, *, run: int) -> list[tuple[str, bytes]]:
     return out
 
 
+MAX_UNACKED = 1000
+
+
 def publish(url: str, messages: list[tuple[str, bytes]], *, rate: float | None = None) -> dict[str, float]:
     options = MqttOptions.from_url(url)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{time.time_ns()}")
-    client.max_inflight_messages_set(1000)
+    client.max_inflight_messages_set(MAX_UNACKED)
     client.max_queued_messages_set(0)
     acked = 0
     all_acked = threading.Event()
+    # paho rescans its whole outgoing queue on every PUBACK: a queue beyond the in-flight window makes
+    # the generator itself the bottleneck, so it waits for a free slot instead.
+    window = threading.BoundedSemaphore(MAX_UNACKED)
 
     def on_publish(*_: object) -> None:
         nonlocal acked
         acked += 1
+        window.release()
         if acked == len(messages):
             all_acked.set()
 
@@ -70,6 +77,7 @@ def publish(url: str, messages: list[tuple[str, bytes]], *, rate: float | None =
             delay = due - time.time()
             if delay > 0:
                 time.sleep(delay)
+        window.acquire()
         client.publish(topic, payload, qos=1)
     last = time.time()
     all_acked.wait(120)
