@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import getpass
 import shutil
-import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from citywatch.local_server import LocalServer, free_port
+
+__all__ = ["MosquittoBroker", "free_port", "mosquitto_binary", "wait_for_port"]
+
 BASE_CONFIG = resources.files("citywatch.broker").joinpath("mosquitto.conf")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def mosquitto_binary() -> str | None:
@@ -53,13 +50,8 @@ def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
 
 
 @dataclass
-class MosquittoBroker:
+class MosquittoBroker(LocalServer):
     """A Mosquitto process on a loopback port; ``stop()`` then ``start()`` restarts it on the same port."""
-
-    data_dir: Path
-    port: int = field(default_factory=free_port)
-    host: str = "127.0.0.1"
-    _process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -77,32 +69,7 @@ class MosquittoBroker:
             wait_for_port(self.host, self.port)
         except TimeoutError:
             self.stop()
-            log = (
-                (self.data_dir / "mosquitto.log").read_text()
-                if (self.data_dir / "mosquitto.log").exists()
-                else ""
-            )
+            log_path = self.data_dir / "mosquitto.log"
+            log = log_path.read_text() if log_path.exists() else ""
             raise RuntimeError(f"mosquitto did not start on port {self.port}: {log[-2000:]}") from None
         return self
-
-    def stop(self, *, kill: bool = False) -> None:
-        """Graceful stop (SIGTERM) saves the persistent store; ``kill=True`` simulates a crash."""
-        if self._process is None:
-            return
-        self._process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def __enter__(self) -> MosquittoBroker:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

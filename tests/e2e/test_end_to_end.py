@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,18 +18,10 @@ from citywatch.gateway.runner import GatewayApp
 from citywatch.gateway.settings import Settings
 from citywatch.simulators.dispatch_centre import DispatchCentreSimulator, new_secret
 from citywatch.simulators.water_fleet import WaterFleetOptions, device_config
+from tests.polling import wait_until
 
 SITE = "riverside"
 DEVICE = "culvert-e2e-1"
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 @dataclass

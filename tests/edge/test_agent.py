@@ -20,7 +20,8 @@ from citywatch.edge.config import CulvertAgentConfig, validate_config_dict
 from citywatch.protocol.codec import decode
 from citywatch.protocol.messages import EventMessage
 from citywatch.protocol.topics import Channel
-from tests.edge.helpers import Subscriber, first_occurrences, wait_until
+from tests.edge.helpers import Subscriber, first_occurrences
+from tests.polling import wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

@@ -24,7 +24,8 @@ from citywatch.protocol.messages import (
     TelemetryMessage,
 )
 from citywatch.protocol.topics import Channel, Topic
-from tests.edge.helpers import Subscriber, first_occurrences, wait_until
+from tests.edge.helpers import Subscriber, first_occurrences
+from tests.polling import wait_until
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -24,18 +22,6 @@ from citywatch.protocol.topics import Channel, Topic
 
 T = TypeVar("T")
 BASE_TS = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
-
-
-def wait_until(predicate: Callable[[], T], *, timeout_s: float = 20.0, what: str = "condition") -> T:
-    """Poll until ``predicate()`` is truthy; fail with ``what`` after a generous timeout."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last value {value!r})")
-        time.sleep(0.05)
 
 
 class Publisher:

@@ -18,8 +18,9 @@ from citywatch.gateway.settings import Settings
 from citywatch.gateway.telemetry.base import TelemetryPoint
 from citywatch.protocol.topics import Channel
 from tests.gateway.conftest import SITE
-from tests.gateway.helpers import BASE_TS, Publisher, telemetry, topic, wait_until, water_event
+from tests.gateway.helpers import BASE_TS, Publisher, telemetry, topic, water_event
 from tests.gateway.tokens import api_client, bearer, issue_token
+from tests.polling import wait_until
 
 
 @pytest.fixture

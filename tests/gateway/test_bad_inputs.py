@@ -12,8 +12,9 @@ from citywatch.gateway.runner import GatewayApp
 from citywatch.gateway.settings import Settings
 from citywatch.protocol.topics import Channel
 from tests.gateway.conftest import SITE
-from tests.gateway.helpers import Publisher, telemetry, topic, wait_until
+from tests.gateway.helpers import Publisher, telemetry, topic
 from tests.gateway.tokens import admin_headers
+from tests.polling import wait_until
 
 
 def _telemetry_dict(device_id: str = "culvert-1") -> dict[str, object]:

@@ -20,8 +20,9 @@ from citywatch.gateway.settings import Settings
 from citywatch.protocol.topics import Channel
 from citywatch.simulators.dispatch_centre import DispatchCentreSimulator
 from tests.gateway.conftest import DEVICES, FAST_RETRIES, SITE
-from tests.gateway.helpers import Publisher, state, telemetry, topic, wait_until
+from tests.gateway.helpers import Publisher, state, telemetry, topic
 from tests.gateway.tokens import api_client
+from tests.polling import wait_until
 
 OFFLINE_AFTER_S = 60.0
 

@@ -22,7 +22,8 @@ from citywatch.gateway.events.models import Event
 from citywatch.protocol.messages import EventMessage
 from citywatch.simulators.dispatch_centre import Behaviour, DispatchCentreSimulator
 from tests.gateway.conftest import FAST_RETRIES
-from tests.gateway.helpers import wait_until, water_event
+from tests.gateway.helpers import water_event
+from tests.polling import wait_until
 
 
 @dataclass

@@ -31,9 +31,10 @@ from citywatch.protocol.messages import EventMessage, EventPhase, EventType, Sev
 from citywatch.protocol.topics import Channel
 from citywatch.simulators.dispatch_centre import DispatchCentreSimulator, new_secret
 from tests.gateway.conftest import FAST_RETRIES
-from tests.gateway.helpers import BASE_TS, Publisher, topic, wait_until, water_event
+from tests.gateway.helpers import BASE_TS, Publisher, topic, water_event
 from tests.gateway.test_postgres import postgres_url  # noqa: F401 (the fixture, for the PostgreSQL runs)
 from tests.gateway.tokens import api_client
+from tests.polling import wait_until
 
 capparselib = pytest.importorskip("capparselib", reason="capparselib is installed by `make install`")
 from capparselib.parsers import CAPParser  # noqa: E402

@@ -22,8 +22,9 @@ from citywatch.gateway.telemetry.sqlite import SqliteTelemetryStore
 from citywatch.protocol.messages import EventPhase
 from citywatch.protocol.topics import Channel
 from citywatch.simulators.dispatch_centre import DispatchCentreSimulator
-from tests.gateway.helpers import Publisher, telemetry, topic, wait_until, water_event
+from tests.gateway.helpers import Publisher, telemetry, topic, water_event
 from tests.gateway.tokens import bearer
+from tests.polling import wait_until
 
 SITE = "riverside"
 DEVICES = ("culvert-1", "culvert-2", "culvert-3")

@@ -15,7 +15,8 @@ import pytest
 
 from citywatch.broker.mosquitto import MosquittoBroker
 from citywatch.gateway.ingest.client import BufferedReadClient, ReceivedMessage
-from tests.gateway.helpers import Publisher, wait_until
+from tests.gateway.helpers import Publisher
+from tests.polling import wait_until
 
 
 class _Collector:

@@ -7,8 +7,9 @@ from citywatch.protocol.messages import EventPhase, Severity
 from citywatch.protocol.topics import Channel
 from citywatch.simulators.dispatch_centre import DispatchCentreSimulator
 from tests.gateway.conftest import SITE
-from tests.gateway.helpers import Publisher, state, telemetry, topic, wait_until, water_event
+from tests.gateway.helpers import Publisher, state, telemetry, topic, water_event
 from tests.gateway.tokens import api_client
+from tests.polling import wait_until
 
 
 def test_telemetry_and_event_reach_store_and_dispatch_centre(

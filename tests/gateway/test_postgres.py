@@ -24,9 +24,10 @@ from citywatch.protocol.messages import EventMessage, EventPhase
 from citywatch.protocol.topics import Channel
 from citywatch.simulators.dispatch_centre import DispatchCentreSimulator
 from tests.gateway.conftest import FAST_RETRIES, SITE
-from tests.gateway.helpers import BASE_TS, Publisher, topic, wait_until, water_event
+from tests.gateway.helpers import BASE_TS, Publisher, topic, water_event
 from tests.gateway.test_migrations import schema_drift
 from tests.gateway.tokens import admin_headers
+from tests.polling import wait_until
 
 POSTGRES_URL = os.environ.get(
     "CITYWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -24,7 +24,8 @@ from citywatch.simulators.water import (
     load_floodnet_profiles,
     scenario,
 )
-from tests.edge.helpers import Subscriber, wait_until
+from tests.edge.helpers import Subscriber
+from tests.polling import wait_until
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +17,6 @@ from tests.vision.onnx_builders import yolo_model
 LABELS = ["person", "ebike", "bicycle", "stroller", "wheelchair"]
 SIZE = 256
 REAL_MODEL = PROJECT_ROOT / "models" / "ebike-detector.onnx"
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 class Collector:

@@ -24,13 +24,13 @@ from citywatch.edge.config import ElevatorAgentConfig, validate_config_dict
 from citywatch.edge.vision.actuators import LoggingActuators
 from citywatch.edge.vision.agent import ElevatorAgent
 from citywatch.protocol import AckMessage, CommandMessage, EventMessage, SnapshotMessage, TelemetryMessage
+from tests.polling import wait_until
 from tests.vision.elevator_helpers import (
     REAL_MODEL,
     Collector,
     device_config,
     ebike_everywhere_model,
     unique,
-    wait_for,
 )
 
 
@@ -43,12 +43,14 @@ def test_simulated_ride_raises_event_with_snapshot_over_mqtt(
     actuators = LoggingActuators()
     agent = ElevatorAgent(config, actuators=actuators).start()
     try:
-        wait_for(lambda: collector.of(SnapshotMessage), what="the event's snapshot")
-        wait_for(lambda: collector.of(TelemetryMessage), what="health telemetry")
+        wait_until(lambda: collector.of(SnapshotMessage), what="the event's snapshot")
+        wait_until(lambda: collector.of(TelemetryMessage), what="health telemetry")
         # Property management releases the door remotely.
         command = CommandMessage(cmd_id="rel-1", ts=datetime.now(UTC), command="release_door")
         collector.client.publish("citywatch/v1/tower-a/lift-test-1/cmd", command.to_json(), qos=1)
-        wait_for(lambda: any(a.cmd_id == "rel-1" for a in collector.of(AckMessage)), what="the command's ack")
+        wait_until(
+            lambda: any(a.cmd_id == "rel-1" for a in collector.of(AckMessage)), what="the command's ack"
+        )
     finally:
         agent.stop()
     ack = next(a for a in collector.of(AckMessage) if a.cmd_id == "rel-1")
@@ -86,12 +88,12 @@ def test_event_and_snapshot_raised_while_the_broker_is_down_arrive_after_it_retu
     agent = ElevatorAgent(config, actuators=actuators).start()
     try:
         # The door is held and the warning plays with no network at all; event and snapshot wait on disk.
-        wait_for(lambda: ("voice_warning", "confirmed") in actuators.history, what="the confirmed warning")
-        wait_for(lambda: agent.uplink.queue_depth >= 2, what="event and snapshot queued in the outbox")
+        wait_until(lambda: ("voice_warning", "confirmed") in actuators.history, what="the confirmed warning")
+        wait_until(lambda: agent.uplink.queue_depth >= 2, what="event and snapshot queued in the outbox")
         assert collector.of(EventMessage) == []
         mosquitto.start()
-        wait_for(lambda: collector.of(SnapshotMessage), what="the queued snapshot after the broker is back")
-        wait_for(lambda: collector.of(EventMessage), what="the queued event")
+        wait_until(lambda: collector.of(SnapshotMessage), what="the queued snapshot after the broker is back")
+        wait_until(lambda: collector.of(EventMessage), what="the queued event")
     finally:
         agent.stop()
     [snapshot] = unique(collector.of(SnapshotMessage))  # QoS 1 may repeat one
@@ -136,7 +138,7 @@ def test_elevator_ride_real_model(tmp_path: Path, mosquitto: MosquittoBroker, co
     assert isinstance(config, ElevatorAgentConfig)
     agent = ElevatorAgent(config, actuators=LoggingActuators()).start()
     try:
-        wait_for(
+        wait_until(
             lambda: collector.of(SnapshotMessage), timeout_s=120, what="an e-bike event from the real model"
         )
     finally:

@@ -18,7 +18,8 @@ from citywatch.gateway.runner import GatewayApp
 from citywatch.gateway.settings import Settings
 from citywatch.protocol import SnapshotMessage
 from tests.gateway.tokens import bearer, issue_token
-from tests.vision.elevator_helpers import Collector, device_config, ebike_everywhere_model, unique, wait_for
+from tests.polling import wait_until
+from tests.vision.elevator_helpers import Collector, device_config, ebike_everywhere_model, unique
 
 
 def test_ride_event_reaches_the_gateway_with_its_snapshot(
@@ -33,7 +34,7 @@ def test_ride_event_reaches_the_gateway_with_its_snapshot(
         assert isinstance(config, ElevatorAgentConfig)
         agent = ElevatorAgent(config, actuators=LoggingActuators()).start()
         try:
-            wait_for(lambda: collector.of(SnapshotMessage), what="the snapshot on the broker")
+            wait_until(lambda: collector.of(SnapshotMessage), what="the snapshot on the broker")
         finally:
             agent.stop()
         [published] = unique(collector.of(SnapshotMessage))  # QoS 1 may repeat one
@@ -46,12 +47,12 @@ def test_ride_event_reaches_the_gateway_with_its_snapshot(
             ).json()
             return page["items"][0] if page["items"] else None
 
-        wait_for(lambda: stored_event() is not None, what="the event at the gateway")
+        wait_until(lambda: stored_event() is not None, what="the event at the gateway")
         event = stored_event()
         assert event is not None and event["snapshot_id"] == published.snapshot_id
 
         url = f"{gateway.url}/events/{event['id']}/snapshot"
-        wait_for(lambda: httpx.get(url, headers=viewer).status_code == 200, what="the JPEG")
+        wait_until(lambda: httpx.get(url, headers=viewer).status_code == 200, what="the JPEG")
         response = httpx.get(url, headers=viewer)
         assert response.headers["content-type"] == "image/jpeg"
         assert response.content == base64.b64decode(published.data_b64)

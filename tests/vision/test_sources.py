@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -13,16 +13,8 @@ import pytest
 from citywatch.edge.vision.config import CameraConfig, FileSourceConfig
 from citywatch.edge.vision.health import HealthCounters
 from citywatch.edge.vision.sources import FrameGrabber, OpenCvSource, SourceError, make_source
+from tests.polling import wait_until
 from tests.vision.mjpeg_server import MjpegCamera
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 @pytest.fixture
@@ -49,13 +41,13 @@ def test_stream_that_drops_is_reconnected_when_it_comes_back(camera: MjpegCamera
         reconnect_max_s=0.4,
     ).start()
     try:
-        wait_for(lambda: grabber.get(0.2) is not None, what="the first frame")
+        wait_until(lambda: grabber.get(0.2) is not None, what="the first frame")
         camera.stop()
-        wait_for(lambda: health.reconnects >= 1 and not grabber.connected, what="the drop to be noticed")
+        wait_until(lambda: health.reconnects >= 1 and not grabber.connected, what="the drop to be noticed")
         grabber.get(0.1)  # discard whatever arrived before the drop
         assert grabber.get(0.5) is None  # camera off: nothing arrives, nothing crashes
         camera.start()
-        wait_for(lambda: grabber.connected, what="the reconnect")
+        wait_until(lambda: grabber.connected, what="the reconnect")
         frame = None
 
         def fresh_frame() -> bool:
@@ -63,7 +55,7 @@ def test_stream_that_drops_is_reconnected_when_it_comes_back(camera: MjpegCamera
             frame = grabber.get(0.2)
             return frame is not None
 
-        wait_for(fresh_frame, what="a frame after the reconnect")
+        wait_until(fresh_frame, what="a frame after the reconnect")
         assert frame is not None and frame.image.shape == (240, 320, 3)
     finally:
         grabber.stop()
@@ -73,7 +65,7 @@ def test_slow_consumer_gets_the_newest_frame_and_the_rest_are_counted_dropped(ca
     health = HealthCounters()
     grabber = FrameGrabber(OpenCvSource(camera.url, live=True), health=health).start()
     try:
-        wait_for(lambda: health.frames_in >= 10, what="ten frames in")
+        wait_until(lambda: health.frames_in >= 10, what="ten frames in")
         taken = 0
         last_index = -1
         for _ in range(3):
@@ -130,6 +122,6 @@ def test_unreachable_stream_backs_off_without_crashing(camera: MjpegCamera) -> N
     try:
         assert grabber.get(0.5) is None
         camera.start()
-        wait_for(lambda: grabber.get(0.2) is not None, what="frames once the camera is up")
+        wait_until(lambda: grabber.get(0.2) is not None, what="frames once the camera is up")
     finally:
         grabber.stop()

@@ -16,10 +16,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from citywatch.broker.mosquitto import free_port
+from citywatch.local_server import LocalServer
 
 
 def victoria_metrics_binary() -> str | None:
@@ -40,21 +41,14 @@ SampleKey = tuple[frozenset[tuple[str, str]], int]  # (series labels incl. __nam
 
 
 @dataclass
-class VictoriaMetrics:
+class VictoriaMetrics(LocalServer):
     """A victoria-metrics process on a loopback port; ``stop()`` then ``start()`` keeps port and data."""
 
-    data_dir: Path
-    port: int = field(default_factory=free_port)
-    host: str = "127.0.0.1"
-    _process: subprocess.Popen[bytes] | None = None
+    stop_timeout_s: ClassVar[float] = 30.0
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     def start(self, timeout_s: float = 20.0) -> VictoriaMetrics:
         binary = victoria_metrics_binary()
@@ -92,19 +86,6 @@ class VictoriaMetrics:
         log = (self.data_dir / "victoria-metrics.log").read_text(errors="replace")
         raise RuntimeError(f"victoria-metrics did not start on port {self.port}: {log[-2000:]}")
 
-    def stop(self, *, kill: bool = False) -> None:
-        """SIGTERM flushes its data to disk; ``kill=True`` simulates a crash."""
-        if self._process is None:
-            return
-        self._process.send_signal(signal.SIGCONT)  # a paused process cannot handle SIGTERM
-        self._process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            self._process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._process = None
-
     def pause(self) -> None:
         """SIGSTOP: a hung server that accepts connections and never answers."""
         assert self._process is not None, "victoria-metrics is not running"
@@ -121,12 +102,6 @@ class VictoriaMetrics:
     def resume(self) -> None:
         assert self._process is not None, "victoria-metrics is not running"
         self._process.send_signal(signal.SIGCONT)
-
-    def __enter__(self) -> VictoriaMetrics:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def force_flush(self) -> None:
         force_flush(self.url)
