@@ -7,8 +7,9 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.gateway.db import utcnow
@@ -104,12 +105,21 @@ def apply_state(*, session: Session, device: Device, state: StateMessage) -> boo
 
 def record_last_seen(*, session: Session, last_seen: Mapping[str, datetime]) -> None:
     """Advance last_seen (never backwards: replays carry old device times)."""
-    for device_id, seen in last_seen.items():
-        session.execute(
-            update(Device)
-            .where(Device.id == device_id, (Device.last_seen.is_(None)) | (Device.last_seen < seen))
-            .values(last_seen=seen)
+    if not last_seen:
+        return
+    table = cast(Table, Device.__table__)
+    # One Core executemany per batch: per-device ORM updates cost a fifth of the ingest CPU.
+    statement = (
+        update(table)
+        .where(
+            table.c.id == bindparam("device"),
+            table.c.last_seen.is_(None) | (table.c.last_seen < bindparam("seen")),
         )
+        .values(last_seen=bindparam("seen"))
+    )
+    session.connection().execute(
+        statement, [{"device": device_id, "seen": seen} for device_id, seen in last_seen.items()]
+    )
 
 
 @dataclass(frozen=True, slots=True)
