@@ -2,7 +2,9 @@
 
 with GatewayApp(Settings(MQTT_URL=broker.url, DATA_DIR=tmp)) as gateway:
     gateway.provision(device_id="culvert-1", site="riverside", device_type="culvert")
-    httpx.get(f"{gateway.url}/health")
+    with gateway.session_factory() as session, session.begin():
+        token = create_token(session, name="me", role="viewer").token  # every route needs one
+    httpx.get(f"{gateway.url}/health", headers={"Authorization": f"Bearer {token}"})
 """
 
 from __future__ import annotations
