@@ -326,7 +326,7 @@ def bench_culvert_memory(work_dir: Path, *, seconds: float = 8.0) -> dict[str, A
 
 
 def bench_sustained_influx(
-    work_dir: Path, *, rate: float = 10_000, seconds: float = 60.0, devices: int = 100, publishers: int = 2
+    work_dir: Path, *, rate: float = 10_000, seconds: float = 60.0, devices: int = 100, publishers: int = 1
 ) -> dict[str, Any]:
     """QoS 1 telemetry offered at ``rate`` msgs/s for ``seconds`` through Mosquitto and the gateway into
     an InfluxDB-protocol server (victoria-metrics); every point is then counted back from the server.
