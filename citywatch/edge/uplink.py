@@ -240,22 +240,30 @@ class Uplink:
         sock = client.socket()
         if sock is None:
             return False
+        # poll(), not select(): select() fails on descriptors above 1023, which a simulated fleet of
+        # a few hundred devices (socket, wake pipe and SQLite files each) in one process reaches.
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | (select.POLLOUT if client.want_write() else 0))
+        poller.register(self._wake_r, select.POLLIN)
         try:
-            readable, writable, _ = select.select(
-                [sock, self._wake_r], [sock] if client.want_write() else [], [], timeout_s
-            )
-        except (OSError, ValueError):
+            ready = dict(poller.poll(timeout_s * 1000))
+        except OSError:
             return False
-        if self._wake_r in readable:
+        sock_events = ready.get(sock.fileno(), 0)
+        if sock_events & (select.POLLERR | select.POLLNVAL):
+            return False
+        readable = sock_events & (select.POLLIN | select.POLLHUP)
+        writable = sock_events & select.POLLOUT
+        if ready.get(self._wake_r.fileno(), 0) & select.POLLIN:
             try:
                 while self._wake_r.recv(4096):
                     pass
             except (BlockingIOError, OSError):
                 pass
         ok = mqtt.MQTT_ERR_SUCCESS
-        if sock in readable and client.loop_read() != ok:
+        if readable and client.loop_read() != ok:
             return False
-        if (sock in writable or client.want_write()) and client.loop_write() != ok:
+        if (writable or client.want_write()) and client.loop_write() != ok:
             return False
         return client.loop_misc() == ok
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -208,3 +210,24 @@ def test_unreachable_broker_queues_durably_and_retries(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "o.sqlite3")
     assert [r.payload for r in outbox.peek(limit=10)] == [telemetry(i).to_json() for i in range(5)]
     outbox.close()
+
+
+def test_uplink_works_with_descriptors_above_1023(
+    mosquitto: MosquittoBroker, subscriber: Subscriber, tmp_path: Path
+) -> None:
+    """A simulated fleet of hundreds of devices in one process: select() would fail above fd 1023."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"the descriptor limit ({hard}) is too low to reach fd 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    uplink = make_uplink(mosquitto, tmp_path).start()
+    try:
+        assert uplink.wait_connected(10), "the uplink did not connect"
+        uplink.send(Channel.TELEMETRY, telemetry(1))
+        wait_until(lambda: subscriber.on(Channel.TELEMETRY), what="the telemetry message")
+    finally:
+        uplink.stop()
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
