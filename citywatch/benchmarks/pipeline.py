@@ -240,8 +240,9 @@ def bench_event_latency(work_dir: Path, *, events: int = 200, spacing_s: float =
                 ).start()
                 for device in devices
             ]
-            for uplink in pool:
-                uplink.wait_connected(10)
+            unconnected = [u.device_id for u in pool if not u.wait_connected(30)]
+            if unconnected:
+                raise RuntimeError(f"{len(unconnected)} uplinks did not connect: {unconnected[:5]}")
             for device, uplink in zip(devices, pool, strict=True):
                 emitter = EventEmitter(device_id=device, event_type=EventType.WATER_LEVEL)
                 message = emitter.open(
