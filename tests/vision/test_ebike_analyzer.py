@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pydantic
+import pytest
+
 from citywatch.edge.vision.config import EbikeAnalyzerConfig
 from citywatch.edge.vision.ebike import Action, EbikeAnalyzer, Phase
 from citywatch.edge.vision.types import Detection
@@ -142,3 +145,21 @@ def test_door_hold_can_be_disabled_and_floor_is_reported() -> None:
         actions.extend(analyzer.update(i / FPS, [ebike()], floor=4, door_open=True))
     assert kinds(actions) == ["voice_warning", "event_new"]
     assert actions[1].floor == 4 and not actions[1].door_held
+
+
+def test_an_ebike_box_on_a_more_confident_bicycle_does_not_count() -> None:
+    def bicycle(score: float) -> Detection:
+        return Detection("bicycle", score, 105, 95, 295, 410, track_id=8)
+
+    analyzer = EbikeAnalyzer(CONFIG)
+    # The model also calls the bicycle an e-bike, less surely: no hold, no alarm.
+    assert run(analyzer, 0, 10, lambda t: [person(), ebike(0.6), bicycle(0.8)]) == []
+    # The e-bike is the surer reading (or a bicycle elsewhere in the car): it counts.
+    elsewhere = Detection("bicycle", 0.9, 400, 100, 600, 400, track_id=9)
+    actions = run(analyzer, 10, 14, lambda t: [ebike(0.8), bicycle(0.6), elsewhere])
+    assert kinds(actions)[:3] == ["hold_door", "voice_warning", "event_new"]
+
+
+def test_a_label_cannot_both_trigger_and_veto() -> None:
+    with pytest.raises(pydantic.ValidationError, match="cannot both trigger"):
+        EbikeAnalyzerConfig(trigger_labels=["ebike", "bicycle"])

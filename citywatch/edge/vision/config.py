@@ -192,6 +192,18 @@ class EbikeAnalyzerConfig(_Strict):
         title="Trigger labels",
         description="Only these classes trigger; bicycles, strollers and wheelchairs never do.",
     )
+    lookalike_labels: list[str] = Field(
+        default_factory=lambda: ["bicycle", "stroller", "wheelchair"],
+        title="Look-alike labels",
+        description="An e-bike box overlapping a more confident box of one of these (see lookalike_iou) is not counted.",
+    )
+    lookalike_iou: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        title="Look-alike overlap",
+        description="IoU at which an e-bike box and a look-alike box are taken for the same object.",
+    )
     provisional_score: float = Field(
         default=0.4,
         gt=0,
@@ -251,6 +263,8 @@ class EbikeAnalyzerConfig(_Strict):
 
     @model_validator(mode="after")
     def _timing(self) -> EbikeAnalyzerConfig:
+        if both := sorted(set(self.trigger_labels) & set(self.lookalike_labels)):
+            raise ValueError(f"{both} cannot both trigger and be look-alikes that veto a trigger")
         if self.confirm_timeout_s < self.confirm_min_s:
             raise ValueError(
                 f"confirm_timeout_s ({self.confirm_timeout_s}) must be >= confirm_min_s ({self.confirm_min_s}): "

@@ -23,7 +23,7 @@ from enum import StrEnum
 from typing import Literal
 
 from citywatch.edge.vision.config import EbikeAnalyzerConfig
-from citywatch.edge.vision.types import Detection
+from citywatch.edge.vision.types import Detection, iou
 
 ActionKind = Literal["hold_door", "release_door", "voice_warning", "event_new", "event_update", "event_end"]
 
@@ -90,7 +90,11 @@ class EbikeAnalyzer:
             self.floor = floor
         ebike = None
         if detections is not None:
-            ebikes = [d for d in detections if d.label in self.config.trigger_labels]
+            ebikes = [
+                d
+                for d in detections
+                if d.label in self.config.trigger_labels and not self._lookalike(d, detections)
+            ]
             ebike = max(ebikes, key=lambda d: d.score, default=None)
             self._history.append(_Observation(t, ebike))
             if ebike is not None:
@@ -117,6 +121,15 @@ class EbikeAnalyzer:
         elif self.phase is Phase.CONFIRMED:
             actions.extend(self._confirmed(t, ebike))
         return actions
+
+    def _lookalike(self, ebike: Detection, detections: Sequence[Detection]) -> bool:
+        """Two-wheelers confuse the model: the same object seen more surely as a bicycle is one."""
+        return any(
+            other.label in self.config.lookalike_labels
+            and other.score > ebike.score
+            and iou(other, ebike) >= self.config.lookalike_iou
+            for other in detections
+        )
 
     def _window(self, t: float) -> tuple[int, int, float]:
         start = max(self._first_sighting_t, t - self.config.window_s)
