@@ -91,6 +91,7 @@ def run_demo(options: DemoOptions) -> int:
         DISPATCH_URL=dispatch_centre.url,
         DISPATCH_SECRET=dispatch_centre.secret,
         DISPATCH_RETRY_MAX_S=5.0,
+        CAP_STATUS="Exercise",  # simulated floods: a CAP receiver must not act on them
     )
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
     gateway = GatewayApp(settings)

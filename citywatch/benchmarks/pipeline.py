@@ -406,6 +406,7 @@ def bench_sustained_influx(
         "messages": count,
         "publishers": publishers,
         "accepted_by_broker": accepted,
+        "expected_in_influx": accepted + backlog_count,  # the sustained run plus the backlog run
         "stored_in_influx": stored,
         "lost": accepted + backlog_count - stored,
         "gateway_msgs_per_s": round(rate_reached),

@@ -277,7 +277,12 @@ class GatewayApp:
         return EventPolicy(
             routing=table,
             suppression_window=timedelta(seconds=self.settings.SUPPRESSION_WINDOW_S),
-            cap=CapOptions(web_base_url=f"http://{self.settings.HTTP_HOST}:{self.settings.HTTP_PORT}"),
+            cap=CapOptions(
+                sender=self.settings.CAP_SENDER,
+                sender_name=self.settings.CAP_SENDER_NAME,
+                status=self.settings.CAP_STATUS,
+                web_base_url=self.settings.public_url,
+            ),
             clock=clock or utcnow,
         )
 

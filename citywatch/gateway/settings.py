@@ -104,6 +104,26 @@ class Settings(BaseSettings):
         description="How often overdue events are looked for.",
     )
 
+    PUBLIC_URL: str = Field(
+        default="",
+        title="Public API address",
+        description="Where people reach this gateway, e.g. https://citywatch.district.example; CAP <web> "
+        "links point here. Empty: http://HTTP_HOST:HTTP_PORT.",
+    )
+    CAP_SENDER: str = Field(
+        default="citywatch@example.org",
+        pattern=r"^[^\s,&<]+$",
+        title="CAP sender",
+        description="Globally unique CAP <sender>, e.g. the operator's domain or mailbox (no spaces, commas, "
+        "'&' or '<').",
+    )
+    CAP_SENDER_NAME: str = Field(default="citywatch gateway", min_length=1, title="CAP sender name")
+    CAP_STATUS: Literal["Actual", "Exercise", "System", "Test", "Draft"] = Field(
+        default="Actual",
+        title="CAP status",
+        description="Actual in service; Exercise or Test for drills, so receivers do not act on them.",
+    )
+
     @field_validator("DISPATCH_SECRET")
     @classmethod
     def _secret_is_standard_webhooks(cls, value: str) -> str:
@@ -121,6 +141,10 @@ class Settings(BaseSettings):
                 "webhooks must be signed (generate one with `citywatch sim dispatch-centre --new-secret`)"
             )
         return self
+
+    @property
+    def public_url(self) -> str:
+        return (self.PUBLIC_URL or f"http://{self.HTTP_HOST}:{self.HTTP_PORT}").rstrip("/")
 
     @property
     def telemetry_db_path(self) -> Path:

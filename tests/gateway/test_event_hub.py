@@ -217,6 +217,9 @@ def hub(request: pytest.FixtureRequest, tmp_path: Path, mosquitto: MosquittoBrok
         DB_URL=db_url,
         ROUTING_FILE=routing,
         ESCALATION_INTERVAL_S=3600,  # the test runs the loop itself, on its clock
+        PUBLIC_URL="https://citywatch.riverside.example/",
+        CAP_SENDER="dispatch@riverside.example",
+        CAP_STATUS="Exercise",
     )
     gateway = GatewayApp(settings, delivery=FAST_RETRIES, clock=clock).start()
     publisher = Publisher(mosquitto.url)
@@ -391,6 +394,10 @@ def test_cancelled_event_sends_a_cap_cancel_referencing_the_alert(hub: Hub) -> N
         last = CAPParser(cancelled.body).as_dict()[0]
         assert str(first["cap_message_type"]) == "Alert" and str(last["cap_message_type"]) == "Cancel"
         assert str(first["cap_id"]) in str(last["cap_references"])
+        # the operator's settings, not the defaults
+        assert str(first["cap_sender"]) == "dispatch@riverside.example"
+        assert str(first["cap_status"]) == "Exercise"
+        assert f"<web>https://citywatch.riverside.example/events/{event_id}</web>" in alert.body
 
         # The same messages in the feed and per event.
         own = dispatcher.get(f"/events/{event_id}/cap")

@@ -31,6 +31,10 @@ def test_settings_explain_mistakes() -> None:
         Settings(DISPATCH_URL="http://127.0.0.1:9/webhook", DISPATCH_SECRET="hunter2")
     with pytest.raises(ValidationError, match="TELEMETRY_STORE"):
         Settings(TELEMETRY_STORE="csv")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="CAP_SENDER"):
+        Settings(CAP_SENDER="City of Riverside")  # CAP forbids spaces in <sender>
+    with pytest.raises(ValidationError, match="CAP_STATUS"):
+        Settings(CAP_STATUS="Live")  # type: ignore[arg-type]
 
 
 def test_devices_add_and_list(
