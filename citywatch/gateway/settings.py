@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     INFLUX_ORG: str = Field(default="citywatch", title="InfluxDB organisation")
     INFLUX_BUCKET: str = Field(default="telemetry", title="InfluxDB bucket")
     INFLUX_BATCH_SIZE: int = Field(default=5000, ge=1, title="Points per InfluxDB write request")
+    INFLUX_SPILL_MAX_MB: int = Field(
+        default=5000,
+        ge=0,
+        title="Largest telemetry spill, MB",
+        description="While InfluxDB is away telemetry waits on disk up to this size (about 100 bytes a "
+        "point); beyond it new telemetry is dropped and counted in /health, so an outage cannot fill the "
+        "disk the event database needs. 0: no limit.",
+    )
     MAX_PAYLOAD_BYTES: int = Field(
         default=DEFAULT_MAX_PAYLOAD_BYTES, gt=0, title="Largest accepted MQTT payload, bytes"
     )

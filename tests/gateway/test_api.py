@@ -102,7 +102,13 @@ def test_health_reports_database_mqtt_counts_and_dispatch(gateway: GatewayApp, a
     assert body["dispatch"]["endpoints"][0]["enabled"] is True
     assert body["refused"] == {}
     assert body["devices"] == {"never_seen": 2}
-    assert body["telemetry_store"] == {"kind": "sqlite", "spilling": False, "spilled_points": 0}
+    assert body["telemetry_store"] == {
+        "kind": "sqlite",
+        "spilling": False,
+        "spilled_points": 0,
+        "spilled_bytes": 0,
+        "dropped_points_spill_full": 0,
+    }
     assert body["ingest"]["received"] == 0 and body["ingest"]["queue_depth"] == 0
 
 
@@ -200,7 +206,9 @@ def test_health_shows_points_spilled_for_influxdb(tmp_path: Path) -> None:
             response = client.get("/health", headers=bearer(issue_token(gateway, Role.VIEWER)))
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["telemetry_store"] == {"kind": "influx", "spilling": True, "spilled_points": 5}
+        store = body["telemetry_store"]
+        assert (store["kind"], store["spilling"], store["spilled_points"]) == ("influx", True, 5)
+        assert store["spilled_bytes"] > 5 * 40 and store["dropped_points_spill_full"] == 0
         assert body["counts"]["telemetry"] is None  # no full-bucket query against a server that is away
         assert body["status"] == "degraded"  # MQTT is not connected either
     finally:

@@ -139,6 +139,31 @@ def test_outage_mid_stream_spills_then_replays_everything(victoria: VictoriaMetr
     assert victoria.sample_keys() == expected_keys(points)
 
 
+def test_a_full_spill_drops_new_telemetry_counted_and_keeps_what_it_holds(
+    victoria: VictoriaMetrics, tmp_path: Path
+) -> None:
+    """The spill is bounded so an outage cannot fill the disk: beyond the bound new points are dropped,
+    counted and logged; what was spilled still arrives once InfluxDB is back."""
+    spill_dir = tmp_path / "spill"
+    points = make_points(400)
+    batch_bytes = len(to_line_protocol(points[0]).encode()) * 50  # about one batch of 50
+    store = InfluxTelemetryStore(options_for(victoria.url, spill_dir, spill_max_bytes=3 * batch_bytes))
+    victoria.stop()
+    for start in range(0, 300, 50):
+        store.write(points[start : start + 50])
+    kept = store.spilled_points()
+    assert 100 <= kept < 300 and store.spilled_bytes() <= 3 * batch_bytes
+    assert store.dropped_points() == 300 - kept
+
+    victoria.start()
+    wait_until(lambda: not store.spilling, what="the spill to be replayed")
+    assert store.spilled_bytes() == 0
+    store.write(points[300:])  # room again: written directly
+    store.close()
+
+    assert victoria.sample_keys() == expected_keys(points[:kept] + points[300:])
+
+
 def test_a_hung_server_times_out_into_the_spill(victoria: VictoriaMetrics, tmp_path: Path) -> None:
     """A server that accepts connections but never answers (SIGSTOP) is a timeout, then a spill."""
     spill_dir = tmp_path / "spill"
@@ -411,3 +436,5 @@ def test_line_protocol_matches_the_client_library(tags: dict[str, str], fields: 
 def test_options_explain_mistakes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         options_for("http://127.0.0.1:1", tmp_path, batch_size=0)
+    with pytest.raises(ValueError, match="spill_max_bytes cannot be negative"):
+        options_for("http://127.0.0.1:1", tmp_path, spill_max_bytes=-1)

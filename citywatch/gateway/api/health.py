@@ -82,9 +82,15 @@ def _telemetry_count(services: ServicesDep) -> int | None:
 
 def _store_status(services: ServicesDep) -> dict[str, Any]:
     store = services.store
-    spilled = getattr(store, "spilled_points", None)  # only the InfluxDB store has an on-disk spill
+
+    def reading(name: str) -> int:  # only the InfluxDB store has an on-disk spill
+        method = getattr(store, name, None)
+        return int(method()) if callable(method) else 0
+
     return {
         "kind": services.settings.TELEMETRY_STORE,
         "spilling": bool(getattr(store, "spilling", False)),
-        "spilled_points": spilled() if callable(spilled) else 0,
+        "spilled_points": reading("spilled_points"),
+        "spilled_bytes": reading("spilled_bytes"),
+        "dropped_points_spill_full": reading("dropped_points"),
     }

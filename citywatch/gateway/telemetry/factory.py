@@ -22,6 +22,7 @@ def make_telemetry_store(settings: Settings) -> TelemetryStore:
                 bucket=settings.INFLUX_BUCKET,
                 spill_dir=settings.influx_spill_dir,
                 batch_size=settings.INFLUX_BATCH_SIZE,
+                spill_max_bytes=settings.INFLUX_SPILL_MAX_MB * 1_000_000,
             )
         )
     raise ValueError(f"unknown telemetry store {settings.TELEMETRY_STORE!r}")

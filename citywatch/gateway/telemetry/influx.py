@@ -56,6 +56,9 @@ class InfluxOptions:
     retry_backoff_s: float = 0.2  # first retry delay; doubles each retry, with jitter
     max_backoff_s: float = 5.0
     replay_interval_s: float = 2.0  # how often the spill is retried while InfluxDB is away
+    # Bound on the spill, so a long outage cannot fill the disk the event database lives on; once it
+    # is reached new telemetry is dropped and counted (events never go through this store). 0: none.
+    spill_max_bytes: int = 0
     gzip: bool = True
 
     def __post_init__(self) -> None:
@@ -65,6 +68,10 @@ class InfluxOptions:
             raise ValueError("timeout_s and replay_interval_s must be positive numbers of seconds")
         if self.max_retries < 0 or self.retry_backoff_s < 0:
             raise ValueError("max_retries and retry_backoff_s cannot be negative")
+        if self.spill_max_bytes < 0:
+            raise ValueError(
+                f"spill_max_bytes cannot be negative (0 means no limit), got {self.spill_max_bytes}"
+            )
 
 
 class InfluxUnavailableError(RuntimeError):
@@ -167,6 +174,8 @@ class InfluxTelemetryStore:
         self._lock = threading.Lock()  # orders sends and spill appends
         # True while the spill holds batches: new ones queue behind them to keep the order.
         self._spilling = self._spill.oldest() is not None
+        self._dropped_points = 0
+        self._last_drop_log = -math.inf
         self._closed = False
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -193,7 +202,7 @@ class InfluxTelemetryStore:
         with self._lock:
             for batch in batches:
                 if self._spilling:
-                    self._spill.append(batch.body, points=batch.points)
+                    self._to_spill(batch)
                     continue
                 try:
                     self._send(batch.body, retries=self.options.max_retries)
@@ -201,7 +210,7 @@ class InfluxTelemetryStore:
                     log.error(
                         "InfluxDB unavailable, spilling telemetry to %s: %s", self.options.spill_dir, error
                     )
-                    self._spill.append(batch.body, points=batch.points)
+                    self._to_spill(batch)
                     self._spilling = True
                     self._wake.set()
                 except InfluxRejectedError as error:
@@ -308,10 +317,34 @@ class InfluxTelemetryStore:
     def spilled_points(self) -> int:
         return self._spill.pending_points()
 
+    def spilled_bytes(self) -> int:
+        return self._spill.pending_bytes()
+
+    def dropped_points(self) -> int:
+        """Points dropped because the spill was full (since this process started)."""
+        return self._dropped_points
+
     def rejected_batches(self) -> list[Path]:
         return sorted(self._spill.rejected_dir.glob("*.lp"))
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def _to_spill(self, batch: _Batch) -> None:
+        limit = self.options.spill_max_bytes
+        if limit and self._spill.pending_bytes() + len(batch.body) > limit:
+            self._dropped_points += batch.points
+            now = time.monotonic()
+            if now - self._last_drop_log >= 60:  # loud, but not a line per batch for hours
+                self._last_drop_log = now
+                log.error(
+                    "telemetry spill %s is full (%d MB, the limit): dropping new telemetry until InfluxDB "
+                    "is back; %d points dropped so far (events are not affected)",
+                    self.options.spill_dir,
+                    self._spill.pending_bytes() // 1_000_000,
+                    self._dropped_points,
+                )
+            return
+        self._spill.append(batch.body, points=batch.points)
 
     def _send(self, body: bytes, *, retries: int) -> None:
         attempt = 0

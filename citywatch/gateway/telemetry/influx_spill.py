@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,8 @@ class SpillQueue:
         # Sequence numbers are never reused, so a kept rejected batch is never overwritten either.
         used = [segment.sequence for segment in self.segments() + self.segments(self.rejected_dir)]
         self._next_sequence = max(used, default=0) + 1
+        self._size_lock = threading.Lock()  # the appending and the replaying thread both change it
+        self._pending_bytes = sum(segment.path.stat().st_size for segment in self.segments())
 
     def segments(self, directory: Path | None = None) -> list[SpillSegment]:
         """Spilled batches, oldest first."""
@@ -75,15 +78,31 @@ class SpillQueue:
         self._next_sequence += 1
         path = self.directory / f"{sequence:012d}-{points}.lp"
         _write_durably(path, body)
+        with self._size_lock:
+            self._pending_bytes += len(body)
         return SpillSegment(path, sequence, points)
 
     def remove(self, segment: SpillSegment) -> None:
+        self._forget(segment)
         segment.path.unlink(missing_ok=True)
+
+    def _forget(self, segment: SpillSegment) -> None:
+        try:
+            size = segment.path.stat().st_size
+        except FileNotFoundError:
+            return
+        with self._size_lock:
+            self._pending_bytes -= size
+
+    def pending_bytes(self) -> int:
+        """Bytes of batches waiting in the queue (the rejected ones are not counted)."""
+        return self._pending_bytes
 
     def reject(self, segment: SpillSegment, reason: str) -> Path:
         """Move a batch the server refused out of the queue, keeping it and the reason for an operator."""
         target = self.rejected_dir / segment.path.name
         _write_durably(target.with_suffix(".error.txt"), reason.encode())
+        self._forget(segment)
         os.replace(segment.path, target)
         _fsync_dir(self.rejected_dir)
         return target
