@@ -121,6 +121,13 @@ def _ebike(args: argparse.Namespace) -> int:
         print(f"eval ebike: {exc}", file=sys.stderr)
         return 2
     summary["source"] = str(args.data) if args.data is not None else "simulated"
+    if args.data is None:
+        summary["seeds"] = f"{jobs[0].seed}..{jobs[-1].seed}"
+    summary["settings"] = {  # what was scored, so a figure can be traced to its settings
+        "model": "oracle (simulator truth boxes)" if args.oracle else str(config.detector.model),
+        "detector_score_threshold": config.detector.score_threshold,
+        "ebike": config.ebike.model_dump(mode="json"),
+    }
     _say(
         f"e-bike rides detected {summary['ebike_rides_detected']}/{summary['ebike_rides']}, "
         f"false alarms {summary['false_alarms']}/{summary['rides_without_ebike']}, "

@@ -20,9 +20,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from citywatch.edge.vision.types import DEFAULT_SCORE_THRESHOLD
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_CLASSES = ("ebike", "person")
-DEFAULT_SCORE_THRESHOLD = 0.35  # the runtime detector's default
 # Other spellings of our class names found in public annotation sets.
 LABEL_ALIASES = {
     "e-bike": "ebike",

@@ -19,6 +19,7 @@ from citywatch.simulators.elevator import LABELLED_CLASSES, render_still
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_MODEL = PROJECT_ROOT / "models" / "ebike-detector.onnx"
 SHIPPED_CARD = PROJECT_ROOT / "models" / "ebike-detector.md"
+SHIPPED_METRICS = PROJECT_ROOT / "models" / "ebike-detector.metrics.json"
 
 
 def _metadata(path: Path) -> dict[str, str]:
@@ -78,6 +79,21 @@ def test_card_reports_the_measured_figures_of_the_shipped_model(shipped_model: P
     assert size_mb in card, "the card must state the size of the committed file"
     assert "not** fit for service" in card and "Real elevator photos" in card
     assert re.search(r"median \*\*[0-9.]+ ms\*\*", card)
+
+
+def test_card_is_rendered_from_the_measured_metrics_of_this_file(shipped_model: Path) -> None:
+    """No hand-typed figures: the committed card is exactly what the metrics of this very file render to."""
+    import hashlib
+
+    from models.ebike.card import render_card
+
+    metrics = json.loads(SHIPPED_METRICS.read_text())
+    assert metrics["sha256"] == hashlib.sha256(shipped_model.read_bytes()).hexdigest()
+    assert metrics["size_bytes"] == shipped_model.stat().st_size
+    assert render_card(metrics) == SHIPPED_CARD.read_text()
+    rides = metrics["rides"]  # the event-level figures of the held-out rides are in the card
+    assert rides["rides"] == 200 and rides["seeds"] == "95000000..95000199"
+    assert rides["settings"]["model"].endswith("ebike-detector.onnx")
 
 
 def test_runtime_code_never_imports_torch() -> None:

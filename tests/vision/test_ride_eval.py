@@ -94,6 +94,8 @@ def test_eval_data_dir_scores_videos_with_ground_truth(
     assert lines[0].startswith("scoring 2 videos")
     summary = json.loads(lines[-1])
     assert summary["source"] == str(data)
+    settings = summary["settings"]
+    assert settings["model"] == str(model) and settings["ebike"]["trigger_labels"] == ["ebike"]
     assert (summary["ebike_rides"], summary["ebike_rides_detected"]) == (1, 1)
     assert (summary["rides_without_ebike"], summary["false_alarms"]) == (1, 1)
     assert summary["false_alarm_rides"] == ["bicycle.avi"]

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from citywatch.edge.vision.types import DEFAULT_SCORE_THRESHOLD
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -132,7 +134,7 @@ class DetectorConfig(_Strict):
         "exports); auto reads the model's metadata and output shapes.",
     )
     threads: int = Field(default=1, ge=1, le=16, title="onnxruntime intra-op threads")
-    score_threshold: float = Field(default=0.35, gt=0, lt=1, title="Minimum score")
+    score_threshold: float = Field(default=DEFAULT_SCORE_THRESHOLD, gt=0, lt=1, title="Minimum score")
     iou_threshold: float = Field(default=0.45, gt=0, lt=1, title="NMS IoU threshold")
     input_size: int | None = Field(
         default=None,
@@ -205,15 +207,15 @@ class EbikeAnalyzerConfig(_Strict):
         description="IoU at which an e-bike box and a look-alike box are taken for the same object.",
     )
     provisional_score: float = Field(
-        default=0.4,
+        default=0.45,
         gt=0,
         lt=1,
         title="Provisional score",
-        # Our model's scores estimate box quality (IoU), so a clear e-bike scores about 0.4-0.5.
+        # Our model's scores estimate box quality (IoU), so a clear e-bike scores about 0.45-0.7.
         description="A sighting this confident holds the door (the scale is the model's).",
     )
     window_s: float = Field(
-        default=2.0,
+        default=1.5,
         gt=0,
         title="Confirmation window, seconds",
         description="Recent history the vote looks at.",
@@ -225,13 +227,13 @@ class EbikeAnalyzerConfig(_Strict):
         description="Time after the first sighting before a confirmation may happen.",
     )
     confirm_fraction: float = Field(
-        default=0.6,
+        default=0.8,
         gt=0,
         le=1,
         title="Confirmation fraction",
         description="Share of analysed frames in the window that must hold an e-bike.",
     )
-    confirm_min_frames: int = Field(default=4, ge=1, title="Minimum e-bike frames in the window")
+    confirm_min_frames: int = Field(default=3, ge=1, title="Minimum e-bike frames in the window")
     confirm_timeout_s: float = Field(
         default=3.0,
         gt=0,

@@ -26,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from citywatch.edge.vision.errors import VisionStartError
-from citywatch.edge.vision.types import Detection
+from citywatch.edge.vision.types import DEFAULT_SCORE_THRESHOLD, Detection
 
 Layout = Literal["auto", "citywatch", "yolo"]
 LETTERBOX_PAD = 114  # grey padding, as YOLO exports and our training both use
@@ -40,7 +40,7 @@ class ModelError(VisionStartError):
 class DetectorOptions:
     model_path: Path
     layout: Layout = "auto"
-    score_threshold: float = 0.35
+    score_threshold: float = DEFAULT_SCORE_THRESHOLD
     iou_threshold: float = 0.45
     threads: int = 1
     labels: tuple[str, ...] | None = None

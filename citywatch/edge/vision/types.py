@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+# The detector's default minimum score, chosen with models.ebike.tune on validation rides (see the model card).
+DEFAULT_SCORE_THRESHOLD = 0.4
+
 
 @dataclass(frozen=True, slots=True)
 class Detection:

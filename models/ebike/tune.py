@@ -1,0 +1,200 @@
+"""Tune the e-bike guard's thresholds on validation rides: ``python -m models.ebike.tune --model M``.
+
+Running the detector is the slow part of scoring a ride, and it does not depend on the analyzer's
+settings. So this renders validation rides once (seeds from 97,000,000: neither training stills nor the
+held-out rides ``citywatch eval ebike`` scores by default), records the detector's output on every
+frame at a low score threshold, then replays the tracker and the analyzer over a grid of settings in
+milliseconds each. It prints the best settings by the issue's targets (detection first, then false
+alarms, then latency); confirm the winner with ``citywatch eval ebike --config`` on the held-out rides.
+
+An approximation, stated: the recording runs the detector on every full frame, where the agent's motion
+gate skips idle frames and crops to the moving region, so the final figures come from ``citywatch eval``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import pickle
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+VALIDATION_SEED = 97_000_000
+RECORD_THRESHOLD = 0.1
+
+GRID: dict[str, list[Any]] = {
+    "score_threshold": [0.35, 0.4, 0.45],
+    "provisional_score": [0.35, 0.4, 0.45, 0.5],
+    "confirm_fraction": [0.5, 0.6, 0.7, 0.8],
+    "window_s": [1.5, 2.0],
+    "confirm_min_s": [1.0, 1.5],
+    "confirm_min_frames": [3],
+    "lookalike_iou": [0.5],
+}
+
+
+@dataclass(frozen=True)
+class RecordedRide:
+    seed: int
+    kind: str
+    has_ebike: bool
+    ebike_first_full_s: float | None
+    frames: list[tuple[float, list[tuple[str, float, float, float, float, float]]]]
+
+
+def _record(job: tuple[str, int, str, float]) -> RecordedRide:
+    from citywatch.edge.vision.detector import Detector, DetectorOptions
+    from citywatch.evaluation.rides import DEFAULT_SIZE
+    from citywatch.simulators.elevator import iter_ride_frames, make_ride
+
+    model, seed, kind, fps = job
+    detector = _DETECTORS.get(model)
+    if detector is None:
+        detector = _DETECTORS[model] = Detector.load(
+            DetectorOptions(model_path=Path(model), score_threshold=RECORD_THRESHOLD, threads=1)
+        )
+    ride = make_ride(seed, kind)
+    frames = []
+    for t, image, _truth in iter_ride_frames(ride, fps=fps, size=DEFAULT_SIZE):
+        found = detector.detect(image)
+        frames.append((t, [(d.label, d.score, d.x1, d.y1, d.x2, d.y2) for d in found]))
+    return RecordedRide(seed, kind, bool(ride.truth.has_ebike), ride.truth.ebike_first_full_s, frames)
+
+
+_DETECTORS: dict[str, Any] = {}
+
+
+def record(model: Path, rides: int, seed: int, fps: float, workers: int) -> list[RecordedRide]:
+    from citywatch.simulators.elevator import RIDE_KINDS
+
+    jobs = [(str(model), seed + i, RIDE_KINDS[i % len(RIDE_KINDS)], fps) for i in range(rides)]
+    out: list[RecordedRide] = []
+    started = time.monotonic()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        for done, ride in enumerate(pool.map(_record, jobs), 1):
+            out.append(ride)
+            if done % 10 == 0 or done == rides:
+                print(f"recorded {done}/{rides} rides ({time.monotonic() - started:.0f}s)", flush=True)
+    return out
+
+
+def tracked(rides: list[RecordedRide], threshold: float) -> list[list[tuple[float, list[Any]]]]:
+    """Detections at ``threshold`` through the tracker, per ride: independent of the analyzer's settings."""
+    from citywatch.edge.vision.tracker import IouTracker
+    from citywatch.edge.vision.types import Detection
+
+    out = []
+    for ride in rides:
+        tracker = IouTracker()
+        out.append(
+            [
+                (t, tracker.update(t, [Detection(lb, sc, *box) for lb, sc, *box in found if sc >= threshold]))
+                for t, found in ride.frames
+            ]
+        )
+    return out
+
+
+def replay(
+    rides: list[RecordedRide], frames: list[list[tuple[float, list[Any]]]], settings: dict[str, Any]
+) -> dict[str, Any]:
+    from citywatch.edge.vision.config import EbikeAnalyzerConfig
+    from citywatch.edge.vision.ebike import EbikeAnalyzer
+
+    config = EbikeAnalyzerConfig(**{k: v for k, v in settings.items() if k != "score_threshold"})
+    detected = false_alarms = ebike_rides = 0
+    holds: list[float] = []
+    alarms: list[float] = []
+    for ride, ride_frames in zip(rides, frames, strict=True):
+        analyzer = EbikeAnalyzer(config)
+        hold_t = alarm_t = None
+        for t, detections in ride_frames:
+            for action in analyzer.update(t, detections):
+                if action.kind == "hold_door" and hold_t is None:
+                    hold_t = t
+                elif action.kind == "event_new" and alarm_t is None:
+                    alarm_t = t
+            if alarm_t is not None:
+                break  # the first alarm is all that is scored
+        if ride.has_ebike:
+            ebike_rides += 1
+            detected += alarm_t is not None
+            first = ride.ebike_first_full_s or 0.0
+            if hold_t is not None:
+                holds.append(max(0.0, hold_t - first))
+            if alarm_t is not None:
+                alarms.append(max(0.0, alarm_t - first))
+        else:
+            false_alarms += alarm_t is not None
+    others = len(rides) - ebike_rides
+    return {
+        **settings,
+        "detection_rate": round(detected / max(1, ebike_rides), 3),
+        "false_alarm_rate": round(false_alarms / max(1, others), 3),
+        "hold_p95_s": round(_p95(holds), 2),
+        "alarm_p95_s": round(_p95(alarms), 2),
+    }
+
+
+def _p95(values: list[float]) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def rank_key(result: dict[str, Any]) -> tuple[float, ...]:
+    """Targets first: false alarms within 2%, then the most rides detected, then the fastest alarm."""
+    over_budget = max(0.0, result["false_alarm_rate"] - 0.02)
+    return (over_budget, -result["detection_rate"], result["false_alarm_rate"], result["alarm_p95_s"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.ebike.tune", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=Path("models/ebike-detector.onnx"))
+    parser.add_argument("--rides", type=int, default=160, help="validation rides (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=VALIDATION_SEED, help="first validation seed")
+    parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--recording", type=Path, default=None, help="reuse or write recorded detections here"
+    )
+    parser.add_argument("--top", type=int, default=10, help="settings to print (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if 95_000_000 <= args.seed < 95_000_000 + 10_000:
+        parser.error("seeds 95,000,000.. are the held-out rides: tune on other seeds")
+
+    if args.recording is not None and args.recording.is_file():
+        rides = [RecordedRide(**fields) for fields in pickle.loads(args.recording.read_bytes())]
+        print(f"reusing {len(rides)} recorded rides from {args.recording}", flush=True)
+    else:
+        rides = record(args.model, args.rides, args.seed, args.fps, args.workers)
+        if args.recording is not None:
+            args.recording.parent.mkdir(parents=True, exist_ok=True)
+            # plain dicts: the pickle must not name the module (``__main__`` when run with -m)
+            args.recording.write_bytes(pickle.dumps([asdict(ride) for ride in rides]))
+    names = list(GRID)
+    combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*GRID.values())]
+    combos = [c for c in combos if c["provisional_score"] >= c["score_threshold"]]
+    started = time.monotonic()
+    results = []
+    by_threshold = {threshold: tracked(rides, threshold) for threshold in GRID["score_threshold"]}
+    for done, settings in enumerate(combos, 1):
+        results.append(replay(rides, by_threshold[settings["score_threshold"]], settings))
+        if done % 100 == 0:
+            print(f"replayed {done}/{len(combos)} settings ({time.monotonic() - started:.0f}s)", flush=True)
+    results.sort(key=rank_key)
+    for result in results[: args.top]:
+        print(json.dumps(result))
+    print(json.dumps({"rides": len(rides), "settings_tried": len(results), "best": results[0]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
