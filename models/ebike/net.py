@@ -199,3 +199,65 @@ def detection_loss(
     class_loss = focal.sum() / count
     total = class_loss + box_weight * box_loss
     return total, {"cls": float(class_loss.detach()), "box": float(box_loss.detach()), "positives": count}
+
+
+# ------------------------------------------------------------------------------------ fine-tuning
+
+
+def load_onnx_weights(model: TinyDetector, onnx_path: str) -> None:
+    """Start from an exported model (whose batch norms the export folded into the convolutions).
+
+    Each convolution takes the folded weights; its batch norm becomes the identity plus the folded
+    bias (running mean 0, variance 1 - eps). That is exactly the exported function as long as the batch
+    norms stay in eval mode, so fine-tune with ``freeze_batch_norm_statistics``. Convolutions are
+    matched in execution order (the ONNX graph's order), each pair checked by shape.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(onnx_path).graph
+    weights = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    onnx_convs = [node for node in graph.node if node.op_type == "Conv"]
+    executed: list[nn.Conv2d] = []
+    hooks = [
+        module.register_forward_hook(lambda module, _inputs, _output: executed.append(module))
+        for module in model.modules()
+        if isinstance(module, nn.Conv2d)
+    ]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, 64, 64))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if len(executed) != len(onnx_convs):
+        raise ValueError(f"{onnx_path}: {len(onnx_convs)} convolutions, the network has {len(executed)}")
+    batch_norm_after = {
+        id(sequence[0]): sequence[1] for sequence in model.modules() if isinstance(sequence, ConvBN)
+    }
+    with torch.no_grad():
+        for conv, node in zip(executed, onnx_convs, strict=True):
+            weight = torch.from_numpy(weights[node.input[1]].copy())
+            bias = torch.from_numpy(weights[node.input[2]].copy())
+            if weight.shape != conv.weight.shape:
+                raise ValueError(
+                    f"{onnx_path}: a convolution of {tuple(weight.shape)} where {tuple(conv.weight.shape)} runs"
+                )
+            conv.weight.copy_(weight)
+            norm = batch_norm_after.get(id(conv))
+            if norm is None:
+                assert conv.bias is not None, "a convolution without batch norm must have a bias"
+                conv.bias.copy_(bias)
+                continue
+            assert isinstance(norm, nn.BatchNorm2d)
+            norm.weight.fill_(1.0)
+            norm.bias.copy_(bias)
+            norm.running_mean.zero_()  # type: ignore[union-attr]
+            norm.running_var.fill_(1.0 - norm.eps)  # type: ignore[union-attr]
+
+
+def freeze_batch_norm_statistics(model: nn.Module) -> None:
+    """Keep every batch norm on its running statistics (call after each ``model.train()``)."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eval()

@@ -58,6 +58,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--real-images", type=Path, default=DEFAULT_REAL, help="Pascal VOC photos to report (evaluation only)"
     )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="fine-tune from a run's checkpoint (ebike-detector.pt) or from an exported ebike-detector.onnx",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny end-to-end run (a few images, 1 epoch)")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -103,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     onnx_path = args.out / f"{MODEL_NAME}.onnx"
     export(training["model"], args, onnx_path, training)
     say(f"exported {onnx_path} ({onnx_path.stat().st_size / 1e6:.2f} MB)")
+    checkpoint = args.out / f"{MODEL_NAME}.pt"  # the ONNX file has batch norms folded: not trainable
+    torch.save(training["model"].state_dict(), checkpoint)
+    say(f"saved {checkpoint} (for --init)")
 
     heldout = evaluate_heldout(onnx_path, heldout_samples)
     say(f"held-out synthetic: mAP50 {heldout['map50']}, ebike {heldout['classes']['ebike']}")
@@ -162,7 +171,13 @@ def train(args: argparse.Namespace, samples: list[Any]) -> dict[str, Any]:
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     from models.ebike import data
-    from models.ebike.net import TinyDetector, detection_loss, grid_points
+    from models.ebike.net import (
+        TinyDetector,
+        detection_loss,
+        freeze_batch_norm_statistics,
+        grid_points,
+        load_onnx_weights,
+    )
 
     dataset = data.AugmentedStills(samples, args.size, seed=args.seed)
     loader = torch.utils.data.DataLoader(
@@ -173,7 +188,15 @@ def train(args: argparse.Namespace, samples: list[Any]) -> dict[str, Any]:
         num_workers=0,
         drop_last=len(samples) > args.batch,
     )
-    model = TinyDetector(len(data.LABELS)).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model = TinyDetector(len(data.LABELS))
+    frozen_statistics = args.init is not None and args.init.suffix == ".onnx"
+    if frozen_statistics:
+        load_onnx_weights(model, str(args.init))
+        say(f"starting from {args.init} (batch-norm statistics frozen: the export folded them)")
+    elif args.init is not None:
+        model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
+        say(f"starting from {args.init}")
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     parameters = sum(p.numel() for p in model.parameters())
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.998), use_buffers=True)
     decay: list[torch.nn.Parameter] = []
@@ -200,6 +223,8 @@ def train(args: argparse.Namespace, samples: list[Any]) -> dict[str, Any]:
     stopped_early = False
     for epoch in range(1, args.epochs + 1):
         model.train()
+        if frozen_statistics:
+            freeze_batch_norm_statistics(model)
         for images, targets, valid in loader:
             elapsed = time.monotonic() - started
             progress = max(step / total_steps, elapsed / budget_s)

@@ -96,6 +96,23 @@ def test_card_is_rendered_from_the_measured_metrics_of_this_file(shipped_model: 
     assert rides["settings"]["model"].endswith("ebike-detector.onnx")
 
 
+def test_an_exported_model_loads_back_for_fine_tuning(shipped_model: Path) -> None:
+    """The ONNX file (batch norms folded) rebuilt as the torch network computes the same outputs."""
+    torch = pytest.importorskip("torch", reason="torch is the optional 'train' extra (make models installs it)")
+    from models.ebike.net import ExportWrapper, TinyDetector, load_onnx_weights
+
+    model = TinyDetector(len(json.loads(_metadata(shipped_model)["labels"])))
+    load_onnx_weights(model, str(shipped_model))
+    size = int(_metadata(shipped_model)["input_size"])
+    images = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        boxes, scores = ExportWrapper(model.eval(), size).eval()(images)
+    session = ort.InferenceSession(str(shipped_model), providers=["CPUExecutionProvider"])
+    onnx_boxes, onnx_scores = session.run(["boxes", "scores"], {"images": images.numpy()})
+    assert np.abs(boxes.numpy() - onnx_boxes).max() < 1e-2  # pixels
+    assert np.abs(scores.numpy() - onnx_scores).max() < 1e-4
+
+
 def test_runtime_code_never_imports_torch() -> None:
     offenders = [
         str(path.relative_to(PROJECT_ROOT))
@@ -131,3 +148,13 @@ def test_smoke_training_runs_end_to_end(tmp_path: Path) -> None:
     assert "--smoke" in card and "Held-out synthetic stills" in card
     # The rendered dataset is cached, not re-rendered, on the next run.
     assert (tmp_path / "cache" / "train-smoke-32" / "labels.json").is_file()
+    # The checkpoint (the ONNX file has its batch norms folded) starts a fine-tuning run.
+    tuned = tmp_path / "tuned"
+    again = subprocess.run(
+        [sys.executable, "-m", "models.ebike.train", "--smoke", "--out", str(tuned), "--cache",
+         str(tmp_path / "cache"), "--init", str(tmp_path / "ebike-detector.pt")],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "reusing 32 rendered images" in again.stdout and "starting from" in again.stdout
+    _check_citywatch_layout(tuned / "ebike-detector.onnx")
