@@ -98,7 +98,9 @@ def test_card_is_rendered_from_the_measured_metrics_of_this_file(shipped_model: 
 
 def test_an_exported_model_loads_back_for_fine_tuning(shipped_model: Path) -> None:
     """The ONNX file (batch norms folded) rebuilt as the torch network computes the same outputs."""
-    torch = pytest.importorskip("torch", reason="torch is the optional 'train' extra (make models installs it)")
+    torch = pytest.importorskip(
+        "torch", reason="torch is the optional 'train' extra (make models installs it)"
+    )
     from models.ebike.net import ExportWrapper, TinyDetector, load_onnx_weights
 
     model = TinyDetector(len(json.loads(_metadata(shipped_model)["labels"])))
