@@ -100,6 +100,7 @@ def render_card(metrics: dict[str, Any]) -> str:
         f"AdamW peak lr {training['lr']}, cosine, EMA {training['ema_decay']}, bfloat16 autocast on the CPU, "
         f"{metrics['run']['threads']} threads, {training['train_minutes']} min ({training['images_per_s']} images/s).",
         f"- Final smoothed loss: {training['final_loss']}.",
+        *_lineage(metrics.get("init_from")),
         f"- Reproduce: `make models` (or `python -m models.ebike.train {' '.join(metrics['run']['argv'])}`).",
         "",
         f"## Held-out synthetic stills ({heldout['images']} images)",
@@ -146,6 +147,20 @@ def render_card(metrics: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _lineage(parent: dict[str, Any] | None) -> list[str]:
+    """A fine-tuned model's starting point, from that run's own metrics."""
+    if parent is None:
+        return []
+    data, training = parent["data"], parent["training"]
+    return [
+        f"- Fine-tuned (`--init`) from the model of an earlier run (sha256 `{parent['sha256'][:16]}…`): "
+        f"{data['train_images']} stills from scene seeds {data['train_scene_seeds']}, {training['steps']} steps of "
+        f"batch {training['batch']} ({training['epochs_completed']} epochs, peak lr {training['lr']}), "
+        f"{training['train_minutes']} min; that run: `python -m models.ebike.train {' '.join(parent['run']['argv'])}`. "
+        "Keep its checkpoint (`ebike-detector.pt`) to fine-tune again.",
+    ]
 
 
 def _latency(stats: dict[str, Any]) -> str:
@@ -213,9 +228,17 @@ def main(argv: list[str] | None = None) -> int:
         help="score MODEL on the held-out stills again (cached in models/work/cache) at the runtime's "
         "current default threshold, e.g. after tuning changed it",
     )
+    parser.add_argument(
+        "--init-metrics",
+        type=Path,
+        help="for a fine-tuned model: the metrics JSON of the run it started from (its lineage in the card)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the card to write")
     args = parser.parse_args(argv)
     metrics = json.loads(args.metrics.read_text())
+    if args.init_metrics is not None:
+        parent = json.loads(args.init_metrics.read_text())
+        metrics["init_from"] = {key: parent[key] for key in ("sha256", "data", "training", "run")}
     if args.rescore_heldout is not None:
         from models.ebike import data
         from models.ebike.train import DEFAULT_CACHE, evaluate_heldout

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from citywatch.cli import main
+from citywatch.edge.vision.config import EbikeAnalyzerConfig
 from citywatch.evaluation.rides import RideScore, summarize
 from tests.vision.elevator_helpers import ebike_everywhere_model
 
@@ -100,9 +101,11 @@ def test_eval_data_dir_scores_videos_with_ground_truth(
     assert (summary["rides_without_ebike"], summary["false_alarms"]) == (1, 1)
     assert summary["false_alarm_rides"] == ["bicycle.avi"]
     assert summary["frames"] == 90
-    # Hold on the first frame (before the e-bike is fully in: 0 s), alarm at 1.0 s = 0.5 s after 0.5 s.
+    # Hold on the first frame (before the e-bike is fully in: 0 s), alarm confirm_min_s after it, that is
+    # confirm_min_s - 0.5 s after the e-bike was fully in at 0.5 s.
     assert summary["hold_latency_s"]["max"] == 0.0
-    assert summary["confirm_latency_s"]["max"] == pytest.approx(0.5, abs=0.07)
+    confirm_min_s = EbikeAnalyzerConfig().confirm_min_s
+    assert summary["confirm_latency_s"]["max"] == pytest.approx(confirm_min_s - 0.5, abs=0.07)
 
 
 def test_eval_data_without_ground_truth_is_a_clear_error(

@@ -19,6 +19,7 @@ SETTINGS = {
     "provisional_score": 0.3,
     "confirm_fraction": 0.5,
     "window_s": 2.0,
+    "confirm_min_s": 1.0,
     "confirm_min_frames": 3,
     "lookalike_iou": 0.5,
 }

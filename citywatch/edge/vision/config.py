@@ -207,11 +207,11 @@ class EbikeAnalyzerConfig(_Strict):
         description="IoU at which an e-bike box and a look-alike box are taken for the same object.",
     )
     provisional_score: float = Field(
-        default=0.45,
+        default=0.5,
         gt=0,
         lt=1,
         title="Provisional score",
-        # Our model's scores estimate box quality (IoU), so a clear e-bike scores about 0.45-0.7.
+        # Our model's scores estimate box quality (IoU), so a clear e-bike scores about 0.5-0.75.
         description="A sighting this confident holds the door (the scale is the model's).",
     )
     window_s: float = Field(
@@ -221,13 +221,13 @@ class EbikeAnalyzerConfig(_Strict):
         description="Recent history the vote looks at.",
     )
     confirm_min_s: float = Field(
-        default=1.0,
+        default=1.5,
         ge=0,
         title="Earliest confirmation, seconds",
         description="Time after the first sighting before a confirmation may happen.",
     )
     confirm_fraction: float = Field(
-        default=0.8,
+        default=0.6,
         gt=0,
         le=1,
         title="Confirmation fraction",
