@@ -14,8 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from citywatch.gateway.telemetry.influx import (
 )
 from citywatch.gateway.telemetry.influx_victoria import SampleKey, VictoriaMetrics
 from tests.influx_server import victoria_metrics_server
+from tests.polling import wait_until
 
 SITE = "riverside"
 
@@ -40,14 +40,6 @@ SITE = "riverside"
 @pytest.fixture
 def victoria(tmp_path: Path) -> Iterator[VictoriaMetrics]:
     yield from victoria_metrics_server(tmp_path / "vm")
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def recent_base() -> datetime:
