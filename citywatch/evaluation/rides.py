@@ -20,13 +20,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from citywatch.edge.vision.config import CameraConfig, DetectorConfig, ElevatorConfig, SimulatorSourceConfig
 from citywatch.edge.vision.detector import Detector
-from citywatch.edge.vision.pipeline import VisionPipeline, detector_options
+from citywatch.edge.vision.pipeline import FrameResult, VisionPipeline, detector_options
 from citywatch.edge.vision.types import Detection
 
 DEFAULT_MODEL = Path("models/ebike-detector.onnx")
@@ -108,17 +108,26 @@ class _OracleDetector:
         return [Detection(b.cls, 1.0, b.x1, b.y1, b.x2, b.y2) for b in boxes]
 
 
+class FrameProcessor(Protocol):
+    """What scoring needs of a pipeline: the actions (and whether the model ran) per frame."""
+
+    def process(self, t: float, image: Any) -> FrameResult: ...
+
+
 def score_frames(
-    frames: Iterable[tuple[float, np.ndarray]],
+    frames: Iterable[tuple[float, Any]],
     *,
-    pipeline: VisionPipeline,
+    pipeline: FrameProcessor,
     name: str,
     ride_kind: str,
     kinds: list[str],
     has_ebike: bool,
     ebike_first_full_s: float | None,
 ) -> RideScore:
-    """Run one ride's frames through a fresh pipeline; note the first hold and the first alarm."""
+    """Run one ride's frames through a fresh pipeline; note the first hold and the first alarm.
+
+    A frame is whatever the pipeline takes: an image for ``VisionPipeline``, recorded detections for
+    the threshold tuner's replay (``models.ebike.tune``)."""
     started = time.perf_counter()
     hold_t = alarm_t = None
     count = inferences = 0

@@ -158,8 +158,7 @@ def _lineage(parent: dict[str, Any] | None) -> list[str]:
         f"- Fine-tuned (`--init`) from the model of an earlier run (sha256 `{parent['sha256'][:16]}…`): "
         f"{data['train_images']} stills from scene seeds {data['train_scene_seeds']}, {training['steps']} steps of "
         f"batch {training['batch']} ({training['epochs_completed']} epochs, peak lr {training['lr']}), "
-        f"{training['train_minutes']} min; that run: `python -m models.ebike.train {' '.join(parent['run']['argv'])}`. "
-        "Keep its checkpoint (`ebike-detector.pt`) to fine-tune again.",
+        f"{training['train_minutes']} min; that run: `python -m models.ebike.train {' '.join(parent['run']['argv'])}`.",
     ]
 
 
