@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from citywatch.gateway.cap.models import CAP_TOKEN_PATTERN, CapStatus
 from citywatch.protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
 
 
@@ -120,13 +121,13 @@ class Settings(BaseSettings):
     )
     CAP_SENDER: str = Field(
         default="citywatch@example.org",
-        pattern=r"^[^\s,&<]+$",
+        pattern=CAP_TOKEN_PATTERN,
         title="CAP sender",
         description="Globally unique CAP <sender>, e.g. the operator's domain or mailbox (no spaces, commas, "
         "'&' or '<').",
     )
     CAP_SENDER_NAME: str = Field(default="citywatch gateway", min_length=1, title="CAP sender name")
-    CAP_STATUS: Literal["Actual", "Exercise", "System", "Test", "Draft"] = Field(
+    CAP_STATUS: CapStatus = Field(
         default="Actual",
         title="CAP status",
         description="Actual in service; Exercise or Test for drills, so receivers do not act on them.",

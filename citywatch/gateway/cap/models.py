@@ -7,14 +7,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from citywatch.protocol.messages import EventType, Severity
 
 CAP_NAMESPACE = "urn:oasis:names:tc:emergency:cap:1.2"
 CAP_MEDIA_TYPE = "application/cap+xml"
 # CAP 1.2 forbids whitespace, commas and the XML specials '&' '<' in identifier and sender.
-_CAP_TOKEN_RE = re.compile(r"^[^\s,&<]+$")
+CAP_TOKEN_PATTERN = r"^[^\s,&<]+$"  # CAP 1.2 <sender>, <identifier>: no spaces, commas, '&' or '<'
+CapStatus = Literal["Actual", "Exercise", "System", "Test", "Draft"]
+_CAP_TOKEN_RE = re.compile(CAP_TOKEN_PATTERN)
 
 
 class CapChange(StrEnum):
@@ -219,7 +221,7 @@ class CapOptions:
     sender: str = "citywatch@example.org"  # CAP wants a globally unique sender, e.g. an email or domain
     sender_name: str = "citywatch gateway"
     web_base_url: str = "http://127.0.0.1:8080"  # <web> links to {web_base_url}/events/{event_id}
-    status: str = "Actual"  # "Exercise" or "Test" for drills and the demo
+    status: CapStatus = "Actual"  # "Exercise" or "Test" for drills and the demo
     scope: str = "Restricted"  # dispatch traffic, not a public warning
     restriction: str = "For the district dispatch centre and the responsible departments."
     language: str = "en-US"
@@ -228,7 +230,7 @@ class CapOptions:
     def __post_init__(self) -> None:
         if not _CAP_TOKEN_RE.match(self.sender):
             raise ValueError(f"CAP sender {self.sender!r} must not contain spaces, commas, '&' or '<'")
-        if self.status not in {"Actual", "Exercise", "System", "Test", "Draft"}:
+        if self.status not in get_args(CapStatus):
             raise ValueError(
                 f"CAP status {self.status!r} is not one of Actual, Exercise, System, Test, Draft"
             )
