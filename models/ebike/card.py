@@ -150,16 +150,22 @@ def render_card(metrics: dict[str, Any]) -> str:
 
 
 def _lineage(parent: dict[str, Any] | None) -> list[str]:
-    """A fine-tuned model's starting point, from that run's own metrics."""
-    if parent is None:
-        return []
-    data, training = parent["data"], parent["training"]
-    return [
-        f"- Fine-tuned (`--init`) from the model of an earlier run (sha256 `{parent['sha256'][:16]}…`): "
-        f"{data['train_images']} stills from scene seeds {data['train_scene_seeds']}, {training['steps']} steps of "
-        f"batch {training['batch']} ({training['epochs_completed']} epochs, peak lr {training['lr']}), "
-        f"{training['train_minutes']} min; that run: `python -m models.ebike.train {' '.join(parent['run']['argv'])}`.",
-    ]
+    """A fine-tuned model's starting points, newest first, each from that run's own metrics."""
+    lines = []
+    lead = "Fine-tuned (`--init`) from the model of an earlier run"
+    while parent is not None:
+        data, training = parent["data"], parent["training"]
+        lines.append(
+            f"- {lead} (sha256 `{parent['sha256'][:16]}…`): "
+            f"{data['train_images']} stills from scene seeds {data['train_scene_seeds']}, {training['steps']} steps of "
+            f"batch {training['batch']} ({training['epochs_completed']} epochs, peak lr {training['lr']}), "
+            f"{training['train_minutes']} min; that run: `python -m models.ebike.train {' '.join(parent['run']['argv'])}`."
+        )
+        lead = "That model was itself fine-tuned from an earlier run"
+        parent = parent.get("init_from")
+    if lines:
+        lines[-1] += " That run started from random weights."
+    return lines
 
 
 def _latency(stats: dict[str, Any]) -> str:
@@ -237,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     metrics = json.loads(args.metrics.read_text())
     if args.init_metrics is not None:
         parent = json.loads(args.init_metrics.read_text())
-        metrics["init_from"] = {key: parent[key] for key in ("sha256", "data", "training", "run")}
+        # The parent's own lineage comes along, so the card lists every run back to the first.
+        metrics["init_from"] = {
+            key: parent[key] for key in ("sha256", "data", "training", "run", "init_from") if key in parent
+        }
     if args.rescore_heldout is not None:
         from models.ebike import data
         from models.ebike.train import DEFAULT_CACHE, evaluate_heldout

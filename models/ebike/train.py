@@ -110,7 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     export(training["model"], args, onnx_path, training)
     say(f"exported {onnx_path} ({onnx_path.stat().st_size / 1e6:.2f} MB)")
     checkpoint = args.out / f"{MODEL_NAME}.pt"  # the ONNX file has batch norms folded: not trainable
-    torch.save(training["model"].state_dict(), checkpoint)
+    torch.save(
+        {
+            "state_dict": training["model"].state_dict(),
+            # A model started from an ONNX file keeps its rebuilt batch norms fixed; training them on
+            # batch statistics again would throw its learnt scale away (the first steps' loss doubles).
+            "frozen_batch_norm_statistics": training["frozen_batch_norm_statistics"],
+        },
+        checkpoint,
+    )
     say(f"saved {checkpoint} (for --init)")
 
     heldout = evaluate_heldout(onnx_path, heldout_samples)
@@ -153,11 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         "speed": timing,
         "run": {"seed": args.seed, "threads": args.threads, "smoke": args.smoke, "argv": sys.argv[1:]},
     }
-    metrics_path = (
-        args.out / "work" / f"{MODEL_NAME}.metrics.json"
-        if args.smoke
-        else args.cache.parent / f"{MODEL_NAME}.metrics.json"
-    )
+    # Beside the model, except for `make models` (models/): there the committed metrics file is the one
+    # extended with the ride figures, so a new run's raw figures go to models/work/ instead.
+    metrics_dir = args.cache.parent if args.out.resolve() == DEFAULT_OUT.resolve() else args.out
+    metrics_path = metrics_dir / f"{MODEL_NAME}.metrics.json"
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2))
     card_path = args.out / f"{MODEL_NAME}.md"
@@ -194,8 +201,15 @@ def train(args: argparse.Namespace, samples: list[Any]) -> dict[str, Any]:
         load_onnx_weights(model, str(args.init))
         say(f"starting from {args.init} (batch-norm statistics frozen: the export folded them)")
     elif args.init is not None:
-        model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=True))
-        say(f"starting from {args.init}")
+        checkpoint = torch.load(args.init, map_location="cpu", weights_only=True)
+        if "state_dict" not in checkpoint:
+            raise SystemExit(
+                f"{args.init}: not a checkpoint of this script (no state_dict); retrain or use the .onnx"
+            )
+        model.load_state_dict(checkpoint["state_dict"])
+        frozen_statistics = bool(checkpoint["frozen_batch_norm_statistics"])
+        frozen = " (batch-norm statistics frozen, as in the run that saved it)" if frozen_statistics else ""
+        say(f"starting from {args.init}{frozen}")
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     parameters = sum(p.numel() for p in model.parameters())
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.998), use_buffers=True)
@@ -280,6 +294,7 @@ def train(args: argparse.Namespace, samples: list[Any]) -> dict[str, Any]:
         "final_loss": {k: round(v, 4) for k, v in running.items()},
         "history": history,
         "ema_decay": 0.998,
+        "frozen_batch_norm_statistics": frozen_statistics,
         "augmentation": "zoom 0.7-1.7 with crop/pad, stretch +-15%, horizontal flip, HSV jitter, 10% grey, 20% blur",
     }
 

@@ -96,6 +96,27 @@ def test_card_is_rendered_from_the_measured_metrics_of_this_file(shipped_model: 
     assert rides["settings"]["model"].endswith("ebike-detector.onnx")
 
 
+def test_card_lists_every_run_a_fine_tuned_model_descends_from() -> None:
+    from models.ebike.card import _lineage
+
+    def run(sha: str, seeds: str, parent: dict[str, object] | None = None) -> dict[str, object]:
+        training = {"steps": 10, "batch": 32, "epochs_completed": 1.0, "lr": 0.001, "train_minutes": 1.0}
+        entry = {
+            "sha256": sha * 16,
+            "data": {"train_images": 8, "train_scene_seeds": seeds},
+            "training": training,
+            "run": {"argv": ["--seed", seeds[0]]},
+        }
+        return entry | ({"init_from": parent} if parent else {})
+
+    lines = _lineage(run("b", "2..3", run("a", "1..2")))
+    assert len(lines) == 2
+    assert "bbbb" in lines[0] and "2..3" in lines[0] and "Fine-tuned" in lines[0]
+    assert "aaaa" in lines[1] and "1..2" in lines[1] and "itself fine-tuned" in lines[1]
+    assert lines[1].endswith("random weights.") and not lines[0].endswith("random weights.")
+    assert _lineage(None) == []
+
+
 def test_an_exported_model_loads_back_for_fine_tuning(shipped_model: Path) -> None:
     """The ONNX file (batch norms folded) rebuilt as the torch network computes the same outputs."""
     torch = pytest.importorskip(
@@ -150,13 +171,29 @@ def test_smoke_training_runs_end_to_end(tmp_path: Path) -> None:
     assert "--smoke" in card and "Held-out synthetic stills" in card
     # The rendered dataset is cached, not re-rendered, on the next run.
     assert (tmp_path / "cache" / "train-smoke-32" / "labels.json").is_file()
-    # The checkpoint (the ONNX file has its batch norms folded) starts a fine-tuning run.
+    # Fine-tuning starts from an exported model (its batch norms folded, so kept fixed) and from a
+    # checkpoint, which carries that choice on: training folded norms on batch statistics would undo them.
+    import torch
+
+    assert (
+        torch.load(tmp_path / "ebike-detector.pt", weights_only=True)["frozen_batch_norm_statistics"] is False
+    )
+
+    def fine_tune(init: Path, out: Path) -> str:
+        again = subprocess.run(
+            [sys.executable, "-m", "models.ebike.train", "--smoke", "--out", str(out), "--cache",
+             str(tmp_path / "cache"), "--init", str(init)],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+        assert "reusing 32 rendered images" in again.stdout and f"starting from {init}" in again.stdout
+        return again.stdout
+
+    assert "batch-norm statistics frozen" in fine_tune(
+        tmp_path / "ebike-detector.onnx", tmp_path / "from-onnx"
+    )
     tuned = tmp_path / "tuned"
-    again = subprocess.run(
-        [sys.executable, "-m", "models.ebike.train", "--smoke", "--out", str(tuned), "--cache",
-         str(tmp_path / "cache"), "--init", str(tmp_path / "ebike-detector.pt")],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
-    assert "reusing 32 rendered images" in again.stdout and "starting from" in again.stdout
+    assert "frozen, as in the run that saved it" in fine_tune(
+        tmp_path / "from-onnx" / "ebike-detector.pt", tuned
+    )
     _check_citywatch_layout(tuned / "ebike-detector.onnx")
