@@ -24,7 +24,7 @@ from citywatch.simulators.elevator.scenes import render_stills
 LABELS: tuple[str, ...] = LABELLED_CLASSES
 STILLS_PER_SCENE = 8
 HELDOUT_SEED = 90_000_000
-RENDER_VERSION = 3  # bump when the renderer changes so caches are rebuilt
+RENDER_VERSION = 4  # bump when the renderer or the still mix changes so caches are rebuilt
 LETTERBOX_PAD = 114  # as the runtime's letterbox (citywatch.edge.vision.detector)
 
 

@@ -4,8 +4,9 @@ Running the detector is the slow part of scoring a ride, and it does not depend 
 settings. So this renders validation rides once (seeds from 97,000,000: neither training stills nor the
 held-out rides ``citywatch eval ebike`` scores by default), records the detector's output on every
 frame at a low score threshold, then replays the tracker and the analyzer over a grid of settings in
-milliseconds each. It prints the best settings by the issue's targets (detection first, then false
-alarms, then latency); confirm the winner with ``citywatch eval ebike --config`` on the held-out rides.
+milliseconds each. It prints the best settings by the issue's targets (false alarms within their
+target first, then detection, then latency); confirm the winner with ``citywatch eval ebike
+--config`` on the held-out rides.
 
 An approximation, stated: the recording runs the detector on every full frame, where the agent's motion
 gate skips idle frames and crops to the moving region, so the final figures come from ``citywatch eval``.
@@ -29,8 +30,8 @@ VALIDATION_SEED = 97_000_000
 RECORD_THRESHOLD = 0.1
 
 GRID: dict[str, list[Any]] = {
-    "score_threshold": [0.35, 0.4, 0.45],
-    "provisional_score": [0.35, 0.4, 0.45, 0.5],
+    "score_threshold": [0.35, 0.4, 0.45, 0.5],
+    "provisional_score": [0.4, 0.45, 0.5, 0.55],
     "confirm_fraction": [0.5, 0.6, 0.7, 0.8],
     "window_s": [1.5, 2.0],
     "confirm_min_s": [1.0, 1.5],

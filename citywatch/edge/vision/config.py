@@ -215,7 +215,7 @@ class EbikeAnalyzerConfig(_Strict):
         description="A sighting this confident holds the door (the scale is the model's).",
     )
     window_s: float = Field(
-        default=1.5,
+        default=2.0,
         gt=0,
         title="Confirmation window, seconds",
         description="Recent history the vote looks at.",
@@ -227,7 +227,7 @@ class EbikeAnalyzerConfig(_Strict):
         description="Time after the first sighting before a confirmation may happen.",
     )
     confirm_fraction: float = Field(
-        default=0.6,
+        default=0.5,
         gt=0,
         le=1,
         title="Confirmation fraction",
