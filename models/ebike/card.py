@@ -243,17 +243,17 @@ def main(argv: list[str] | None = None) -> int:
     metrics = json.loads(args.metrics.read_text())
     if args.init_metrics is not None:
         parent = json.loads(args.init_metrics.read_text())
-        # The parent's own lineage comes along, so the card lists every run back to the first.
+        # The parent's own lineage comes along, so the card lists every run back to the first; its
+        # per-epoch loss history stays in its own metrics file.
         metrics["init_from"] = {
             key: parent[key] for key in ("sha256", "data", "training", "run", "init_from") if key in parent
         }
+        metrics["init_from"]["training"] = {k: v for k, v in parent["training"].items() if k != "history"}
     if args.rescore_heldout is not None:
         from models.ebike import data
         from models.ebike.train import DEFAULT_CACHE, evaluate_heldout
 
-        count = metrics["data"]["heldout_images"]
-        seeds = [data.HELDOUT_SEED + i for i in range(count)]
-        samples = data.render_dataset(DEFAULT_CACHE / f"heldout-{count}", seeds, count, workers=2, say=print)
+        samples = data.render_heldout(DEFAULT_CACHE, metrics["data"]["heldout_images"], workers=2, say=print)
         metrics["heldout"] = evaluate_heldout(args.rescore_heldout, samples)
     for key in ("rides", "tuning", "real"):
         source = getattr(args, key)

@@ -96,6 +96,12 @@ def render_dataset(
     return samples
 
 
+def render_heldout(cache: Path, images: int, *, workers: int, say: Callable[[str], None]) -> list[Sample]:
+    """The held-out stills (scene seeds from ``HELDOUT_SEED``), rendered once into ``cache``."""
+    seeds = [HELDOUT_SEED + i for i in range(images)]
+    return render_dataset(cache / f"heldout-{images}", seeds, images, workers=workers, say=say)
+
+
 def decode(sample: Sample) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(sample.jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None

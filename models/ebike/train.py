@@ -93,15 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     tag = "smoke" if args.smoke else f"s{args.seed}"
     train_seeds = [args.seed * 1_000_000 + i for i in range(args.images)]
-    heldout_seeds = [data.HELDOUT_SEED + i for i in range(args.heldout)]
     say(f"rendering {args.images} training stills (scene seeds {train_seeds[0]}..)")
     train_samples = data.render_dataset(
         args.cache / f"train-{tag}-{args.images}", train_seeds, args.images, workers=args.threads, say=say
     )
-    say(f"rendering {args.heldout} held-out stills (scene seeds {heldout_seeds[0]}..)")
-    heldout_samples = data.render_dataset(
-        args.cache / f"heldout-{args.heldout}", heldout_seeds, args.heldout, workers=args.threads, say=say
-    )
+    say(f"rendering {args.heldout} held-out stills (scene seeds {data.HELDOUT_SEED}..)")
+    heldout_samples = data.render_heldout(args.cache, args.heldout, workers=args.threads, say=say)
     render_s = time.monotonic() - started
 
     training = train(args, train_samples)
@@ -151,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "train_scene_seeds": f"{train_seeds[0]}..{train_seeds[0] + math.ceil(args.images / data.STILLS_PER_SCENE) - 1}",
             "heldout_images": len(heldout_samples),
-            "heldout_scene_seeds": f"{heldout_seeds[0]}..{heldout_seeds[0] + math.ceil(args.heldout / data.STILLS_PER_SCENE) - 1}",
+            "heldout_scene_seeds": f"{data.HELDOUT_SEED}..{data.HELDOUT_SEED + math.ceil(args.heldout / data.STILLS_PER_SCENE) - 1}",
             "stills_per_scene": data.STILLS_PER_SCENE,
             "render_s": round(render_s, 1),
         },
