@@ -95,7 +95,17 @@ def tracked(rides: list[RecordedRide], threshold: float) -> list[list[tuple[floa
         tracker = IouTracker()
         out.append(
             [
-                (t, tracker.update(t, [Detection(lb, sc, *box) for lb, sc, *box in found if sc >= threshold]))
+                (
+                    t,
+                    tracker.update(
+                        t,
+                        [
+                            Detection(lb, sc, x1, y1, x2, y2)
+                            for lb, sc, x1, y1, x2, y2 in found
+                            if sc >= threshold
+                        ],
+                    ),
+                )
                 for t, found in ride.frames
             ]
         )
