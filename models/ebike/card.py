@@ -101,7 +101,7 @@ def render_card(metrics: dict[str, Any]) -> str:
         f"{metrics['run']['threads']} threads, {training['train_minutes']} min ({training['images_per_s']} images/s).",
         f"- Final smoothed loss: {training['final_loss']}.",
         *_lineage(metrics.get("init_from")),
-        f"- Reproduce: `make models` (or `python -m models.ebike.train {' '.join(metrics['run']['argv'])}`).",
+        _reproduce(metrics),
         "",
         f"## Held-out synthetic stills ({heldout['images']} images)",
         "",
@@ -149,14 +149,28 @@ def render_card(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _reproduce(metrics: dict[str, Any]) -> str:
+    arguments = " ".join(metrics["run"]["argv"])
+    command = f"`python -m models.ebike.train {arguments}`"
+    if metrics.get("init_from") is None:
+        return f'- Reproduce: `make models TRAIN_ARGS="{arguments}"` (or {command}).'
+    # `make models` alone trains from random weights: a fine-tuned model needs its whole chain.
+    return (
+        "- Reproduce: repeat the runs above oldest first, each `--init` from the model the one before it "
+        f"made, then this one: {command}."
+    )
+
+
 def _lineage(parent: dict[str, Any] | None) -> list[str]:
     """A fine-tuned model's starting points, newest first, each from that run's own metrics."""
     lines = []
     lead = "Fine-tuned (`--init`) from the model of an earlier run"
     while parent is not None:
         data, training = parent["data"], parent["training"]
+        # Lineage entries written before the field was kept: those runs had no --size, so the default 224.
+        size = parent.get("input_size", 224)
         lines.append(
-            f"- {lead} (sha256 `{parent['sha256'][:16]}…`): "
+            f"- {lead} (sha256 `{parent['sha256'][:16]}…`, input {size}): "
             f"{data['train_images']} stills from scene seeds {data['train_scene_seeds']}, {training['steps']} steps of "
             f"batch {training['batch']} ({training['epochs_completed']} epochs, peak lr {training['lr']}), "
             f"{training['train_minutes']} min; that run: `python -m models.ebike.train {' '.join(parent['run']['argv'])}`."
@@ -246,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         # The parent's own lineage comes along, so the card lists every run back to the first; its
         # per-epoch loss history stays in its own metrics file.
         metrics["init_from"] = {
-            key: parent[key] for key in ("sha256", "data", "training", "run", "init_from") if key in parent
+            key: parent[key]
+            for key in ("sha256", "input_size", "data", "training", "run", "init_from")
+            if key in parent
         }
         metrics["init_from"]["training"] = {k: v for k, v in parent["training"].items() if k != "history"}
     if args.rescore_heldout is not None:

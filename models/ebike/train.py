@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--heldout", type=int, default=480, help="held-out stills (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="run seed, 0..89 (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2, help=f"torch threads, at most {MAX_THREADS}")
-    parser.add_argument("--size", type=int, default=224, help="square input size (default: %(default)s)")
+    parser.add_argument("--size", type=int, default=320, help="square input size (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=32, help="batch size (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: %(default)s)")
     parser.add_argument(

@@ -30,8 +30,8 @@ VALIDATION_SEED = 97_000_000
 RECORD_THRESHOLD = 0.1
 
 GRID: dict[str, list[Any]] = {
-    "score_threshold": [0.35, 0.4, 0.45, 0.5],
-    "provisional_score": [0.4, 0.45, 0.5, 0.55],
+    "score_threshold": [0.25, 0.3, 0.35, 0.4, 0.45],
+    "provisional_score": [0.45, 0.5, 0.55, 0.6, 0.65],
     "confirm_fraction": [0.5, 0.6, 0.7, 0.8],
     "window_s": [1.5, 2.0],
     "confirm_min_s": [1.0, 1.5],
@@ -83,6 +83,42 @@ def record(model: Path, rides: int, seed: int, fps: float, workers: int) -> list
             if done % 10 == 0 or done == rides:
                 print(f"recorded {done}/{rides} rides ({time.monotonic() - started:.0f}s)", flush=True)
     return out
+
+
+def recording_source(model: Path, *, rides: int, seed: int, fps: float) -> dict[str, Any]:
+    """What a recording was made from: replaying one made with another model or rides would mislead."""
+    import hashlib
+
+    return {
+        "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+        "rides": rides,
+        "seed": seed,
+        "fps": fps,
+        "record_threshold": RECORD_THRESHOLD,
+    }
+
+
+def save_recording(path: Path, rides: list[RecordedRide], source: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # plain dicts: the pickle must not name the module (``__main__`` when run with -m)
+    path.write_bytes(pickle.dumps({"source": source, "rides": [asdict(ride) for ride in rides]}))
+
+
+def load_recording(path: Path, source: dict[str, Any]) -> list[RecordedRide]:
+    """The recorded rides, if ``path`` was recorded from ``source``; else a SystemExit saying what differs."""
+    stored = pickle.loads(path.read_bytes())
+    if not isinstance(stored, dict) or "source" not in stored:
+        raise SystemExit(f"{path}: a recording without its source (older format); delete it to record again")
+    differs = [
+        f"{key} {stored['source'].get(key)!r} (now {value!r})"
+        for key, value in source.items()
+        if stored["source"].get(key) != value
+    ]
+    if differs:
+        raise SystemExit(
+            f"{path} was recorded with other settings: {', '.join(differs)}; delete it or pass another --recording"
+        )
+    return [RecordedRide(**fields) for fields in stored["rides"]]
 
 
 def tracked(rides: list[RecordedRide], threshold: float) -> list[list[tuple[float, list[Any]]]]:
@@ -156,7 +192,9 @@ def replay(
         "detection_rate": summary["detection_rate"],
         "false_alarm_rate": summary["false_alarm_rate"],
         "hold_p95_s": summary["hold_latency_s"]["p95"],
+        "hold_max_s": summary["hold_latency_s"]["max"],
         "alarm_p95_s": summary["confirm_latency_s"]["p95"],
+        "alarm_max_s": summary["confirm_latency_s"]["max"],
     }
 
 
@@ -171,28 +209,39 @@ def rank_key(result: dict[str, Any]) -> tuple[float, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.ebike.tune", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=Path("models/ebike-detector.onnx"))
-    parser.add_argument("--rides", type=int, default=160, help="validation rides (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=VALIDATION_SEED, help="first validation seed")
-    parser.add_argument("--fps", type=float, default=15.0)
-    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
-        "--recording", type=Path, default=None, help="reuse or write recorded detections here"
+        "--model",
+        type=Path,
+        default=Path("models/ebike-detector.onnx"),
+        help="ONNX detector (default: %(default)s)",
+    )
+    parser.add_argument("--rides", type=int, default=160, help="validation rides (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=VALIDATION_SEED, help="first validation seed (default: %(default)s)"
+    )
+    parser.add_argument("--fps", type=float, default=15.0, help="simulated frame rate (default: %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="processes recording rides, one onnxruntime thread each"
+    )
+    parser.add_argument(
+        "--recording",
+        type=Path,
+        default=None,
+        help="recorded detections: replayed when the file exists (same model and rides), else written",
     )
     parser.add_argument("--top", type=int, default=10, help="settings to print (default: %(default)s)")
     args = parser.parse_args(argv)
     if 95_000_000 <= args.seed < 95_000_000 + 10_000:
         parser.error("seeds 95,000,000.. are the held-out rides: tune on other seeds")
 
+    source = recording_source(args.model, rides=args.rides, seed=args.seed, fps=args.fps)
     if args.recording is not None and args.recording.is_file():
-        rides = [RecordedRide(**fields) for fields in pickle.loads(args.recording.read_bytes())]
+        rides = load_recording(args.recording, source)
         print(f"reusing {len(rides)} recorded rides from {args.recording}", flush=True)
     else:
         rides = record(args.model, args.rides, args.seed, args.fps, args.workers)
         if args.recording is not None:
-            args.recording.parent.mkdir(parents=True, exist_ok=True)
-            # plain dicts: the pickle must not name the module (``__main__`` when run with -m)
-            args.recording.write_bytes(pickle.dumps([asdict(ride) for ride in rides]))
+            save_recording(args.recording, rides, source)
     names = list(GRID)
     combos = [dict(zip(names, values, strict=True)) for values in itertools.product(*GRID.values())]
     combos = [c for c in combos if c["provisional_score"] >= c["score_threshold"]]

@@ -109,10 +109,16 @@ def test_card_lists_every_run_a_fine_tuned_model_descends_from() -> None:
         }
         return entry | ({"init_from": parent} if parent else {})
 
-    lines = _lineage(run("b", "2..3", run("a", "1..2")))
+    # The newer run kept its input size; the older entry predates the field (runs at the default 224).
+    lines = _lineage(run("b", "2..3", run("a", "1..2")) | {"input_size": 320})
     assert len(lines) == 2
-    assert "bbbb" in lines[0] and "2..3" in lines[0] and "Fine-tuned" in lines[0]
-    assert "aaaa" in lines[1] and "1..2" in lines[1] and "itself fine-tuned" in lines[1]
+    assert "bbbb" in lines[0] and "2..3" in lines[0] and "Fine-tuned" in lines[0] and "input 320" in lines[0]
+    assert (
+        "aaaa" in lines[1]
+        and "1..2" in lines[1]
+        and "itself fine-tuned" in lines[1]
+        and "input 224" in lines[1]
+    )
     assert lines[1].endswith("random weights.") and not lines[0].endswith("random weights.")
     assert _lineage(None) == []
 

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from models.ebike.tune import RecordedRide, rank_key, replay, tracked
+from pathlib import Path
+
+import pytest
+
+from models.ebike.tune import (
+    RecordedRide,
+    load_recording,
+    rank_key,
+    recording_source,
+    replay,
+    save_recording,
+    tracked,
+)
 
 FPS = 15
 
@@ -40,3 +52,19 @@ def test_replay_scores_rides_at_each_detector_threshold() -> None:
     assert 1.0 <= strict["alarm_p95_s"] <= 1.1  # confirm_min_s (1 s) after the first sighting
     # false alarms within budget rank first, whatever the detection rate
     assert sorted([loose, strict], key=rank_key)[0] is strict
+
+
+def test_a_recording_is_replayed_only_for_the_model_and_rides_it_was_made_from(tmp_path: Path) -> None:
+    model, other_model = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    model.write_bytes(b"model a")
+    other_model.write_bytes(b"model b")
+    rides = [_ride(1, has_ebike=True, label="ebike", score=0.6)]
+    recording = tmp_path / "rides.pkl"
+    source = recording_source(model, rides=1, seed=97_000_000, fps=FPS)
+    save_recording(recording, rides, source)
+
+    assert load_recording(recording, source) == rides
+    with pytest.raises(SystemExit, match="model_sha256"):
+        load_recording(recording, recording_source(other_model, rides=1, seed=97_000_000, fps=FPS))
+    with pytest.raises(SystemExit, match="rides 1 \\(now 2\\)"):
+        load_recording(recording, recording_source(model, rides=2, seed=97_000_000, fps=FPS))

@@ -207,7 +207,7 @@ class EbikeAnalyzerConfig(_Strict):
         description="IoU at which an e-bike box and a look-alike box are taken for the same object.",
     )
     provisional_score: float = Field(
-        default=0.5,
+        default=0.55,
         gt=0,
         lt=1,
         title="Provisional score",
@@ -215,7 +215,7 @@ class EbikeAnalyzerConfig(_Strict):
         description="A sighting this confident holds the door (the scale is the model's).",
     )
     window_s: float = Field(
-        default=2.0,
+        default=1.5,
         gt=0,
         title="Confirmation window, seconds",
         description="Recent history the vote looks at.",
@@ -227,7 +227,7 @@ class EbikeAnalyzerConfig(_Strict):
         description="Time after the first sighting before a confirmation may happen.",
     )
     confirm_fraction: float = Field(
-        default=0.5,
+        default=0.6,
         gt=0,
         le=1,
         title="Confirmation fraction",

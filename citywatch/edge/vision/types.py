@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 # The detector's default minimum score, chosen with models.ebike.tune on validation rides (see the model card).
-DEFAULT_SCORE_THRESHOLD = 0.45
+DEFAULT_SCORE_THRESHOLD = 0.3
 
 
 @dataclass(frozen=True, slots=True)
