@@ -220,6 +220,7 @@ def _ride_section(rides: dict[str, Any] | None, tuning: dict[str, Any] | None) -
         "",
         f"Scored with detector score threshold {settings.get('detector_score_threshold', '?')} and analyzer "
         f"`provisional_score` {ebike.get('provisional_score', '?')}, `window_s` {ebike.get('window_s', '?')}, "
+        f"`confirm_min_s` {ebike.get('confirm_min_s', '?')}, "
         f"`confirm_fraction` {ebike.get('confirm_fraction', '?')}, `confirm_min_frames` "
         f"{ebike.get('confirm_min_frames', '?')}, `lookalike_iou` {ebike.get('lookalike_iou', '?')}.",
     ]
