@@ -97,7 +97,7 @@ def render_card(metrics: dict[str, Any]) -> str:
         "",
         f"- {training['steps']} steps of batch {training['batch']} ({training['epochs_completed']} epochs; "
         f"planned {training['planned_steps']}{', stopped by the time budget' if training['stopped_by_time_budget'] else ''}), "
-        f"AdamW peak lr {training['lr']}, cosine, EMA {training['ema_decay']}, bfloat16 autocast on the CPU, "
+        f"AdamW peak lr {training['lr']}, cosine, EMA {training['ema_decay']}, {_precision(training)} on the CPU, "
         f"{metrics['run']['threads']} threads, {training['train_minutes']} min ({training['images_per_s']} images/s).",
         f"- Final smoothed loss: {training['final_loss']}.",
         *_lineage(metrics.get("init_from")),
@@ -182,8 +182,25 @@ def _lineage(parent: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _precision(training: dict[str, Any]) -> str:
+    # Runs before the --precision option all trained with bfloat16 autocast.
+    return "float32" if training.get("precision") == "fp32" else "bfloat16 autocast"
+
+
 def _latency(stats: dict[str, Any]) -> str:
     return f"p50 {_fmt(stats['p50'])} s, p95 {_fmt(stats['p95'])} s, max {_fmt(stats['max'])} s"
+
+
+def _whole_in_view_rows(rides: dict[str, Any]) -> list[str]:
+    geometric = rides.get("latency_from_whole_in_view_s")
+    if geometric is None:  # scored before the visibility-aware reference
+        return []
+    never = rides.get("never_half_visible", [])
+    return [
+        f"| door hold after wholly inside and in view (occlusion ignored) | {_latency(geometric['hold'])} | |",
+        f"| alarm after wholly inside and in view (occlusion ignored) | {_latency(geometric['confirm'])} | |",
+        f"| e-bike rides where it was never half visible (no latency) | {len(never)} | |",
+    ]
 
 
 def _ride_section(rides: dict[str, Any] | None, tuning: dict[str, Any] | None) -> list[str]:
@@ -208,6 +225,11 @@ def _ride_section(rides: dict[str, Any] | None, tuning: dict[str, Any] | None) -
         f"| provisional door hold after full appearance | {_latency(rides['hold_latency_s'])} | <= {targets['hold_latency_s_max']} s |",
         f"| confirmed alarm after full appearance | {_latency(rides['confirm_latency_s'])} | <= {targets['confirm_latency_s_max']} s |",
         f"| rides without an e-bike with a (released) door hold | {rides['false_door_holds']} | |",
+        *_whole_in_view_rows(rides),
+        "",
+        "Full appearance: the whole e-bike inside the car and in view, and at least half of it not hidden "
+        "behind people or things (the renderer's visible fraction). The latencies from the moment it is "
+        "wholly inside and in view, hidden or not, are the rows marked (occlusion ignored).",
         "",
         f"**Targets met: {'yes' if rides['meets_targets'] else 'no'}.**",
         "",

@@ -28,6 +28,8 @@ from typing import Any
 
 VALIDATION_SEED = 97_000_000
 RECORD_THRESHOLD = 0.1
+# Bump when RecordedRide changes (2: the latency reference ebike_first_visible_s).
+RECORDING_FORMAT = 2
 
 GRID: dict[str, list[Any]] = {
     "score_threshold": [0.25, 0.3, 0.35, 0.4, 0.45],
@@ -46,13 +48,14 @@ class RecordedRide:
     kind: str
     has_ebike: bool
     ebike_first_full_s: float | None
+    ebike_first_visible_s: float | None
     frames: list[tuple[float, list[tuple[str, float, float, float, float, float]]]]
 
 
 def _record(job: tuple[str, int, str, float]) -> RecordedRide:
     from citywatch.edge.vision.detector import Detector, DetectorOptions
     from citywatch.evaluation.rides import DEFAULT_SIZE
-    from citywatch.simulators.elevator import iter_ride_frames, make_ride
+    from citywatch.simulators.elevator import FirstVisibleWatch, iter_ride_frames, make_ride
 
     model, seed, kind, fps = job
     detector = _DETECTORS.get(model)
@@ -61,11 +64,15 @@ def _record(job: tuple[str, int, str, float]) -> RecordedRide:
             DetectorOptions(model_path=Path(model), score_threshold=RECORD_THRESHOLD, threads=1)
         )
     ride = make_ride(seed, kind)
+    watch = FirstVisibleWatch(ride.truth.ebike_first_full_s)
     frames = []
-    for t, image, _truth in iter_ride_frames(ride, fps=fps, size=DEFAULT_SIZE):
+    for t, image, truth in iter_ride_frames(ride, fps=fps, size=DEFAULT_SIZE):
+        watch.observe(truth)
         found = detector.detect(image)
         frames.append((t, [(d.label, d.score, d.x1, d.y1, d.x2, d.y2) for d in found]))
-    return RecordedRide(seed, kind, bool(ride.truth.has_ebike), ride.truth.ebike_first_full_s, frames)
+    return RecordedRide(
+        seed, kind, bool(ride.truth.has_ebike), ride.truth.ebike_first_full_s, watch.seen_s, frames
+    )
 
 
 _DETECTORS: dict[str, Any] = {}
@@ -95,6 +102,7 @@ def recording_source(model: Path, *, rides: int, seed: int, fps: float) -> dict[
         "seed": seed,
         "fps": fps,
         "record_threshold": RECORD_THRESHOLD,
+        "format": RECORDING_FORMAT,
     }
 
 
@@ -183,6 +191,7 @@ def replay(
             kinds=[ride.kind],
             has_ebike=ride.has_ebike,
             ebike_first_full_s=ride.ebike_first_full_s,
+            ebike_first_visible_s=ride.ebike_first_visible_s,
         )
         for ride, ride_frames in zip(rides, frames, strict=True)
     ]

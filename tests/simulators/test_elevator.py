@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from citywatch.simulators.elevator import (
     LABELLED_CLASSES,
     RIDE_KINDS,
+    FirstVisibleWatch,
     iter_ride_frames,
     make_ride,
     read_ride_truth,
@@ -127,7 +129,37 @@ def test_ride_video_and_ground_truth_file(tmp_path: Path) -> None:
     assert frames == len(document["frames"]) == int(ride.duration_s * 5)
     boxes = [box for frame in document["frames"] for box in frame["boxes"]]
     assert {"cls", "x1", "y1", "x2", "y2", "track_id", "visible"} <= set(boxes[0])
-    assert read_ride_truth(truth_path) == ride.truth
+    # The full appearance is the first frame, once wholly inside, showing at least half the e-bike.
+    first_visible = document["ebike_first_visible_s"]
+    assert first_visible == min(
+        frame["t"]
+        for frame in document["frames"]
+        if frame["t"] >= ride.truth.ebike_first_full_s
+        and any(b["cls"] == "ebike" and b["visible"] >= 0.5 for b in frame["boxes"])
+    )
+    assert read_ride_truth(truth_path) == dataclasses.replace(ride.truth, ebike_first_visible_s=first_visible)
+
+
+def test_full_appearance_waits_for_a_hidden_ebike_to_be_seen() -> None:
+    # An e-scooter wheeled in behind its rider: wholly inside and in view at 9.3 s, but hidden
+    # (none of it visible) until the people in front of it move, about 9 s later.
+    ride = make_ride(97_000_033, "escooter")
+    first_full = ride.truth.ebike_first_full_s
+    assert first_full is not None and ride.truth.ebike_first_visible_s is None  # the plan cannot know
+    watch = FirstVisibleWatch(first_full)
+    for _, _, frame in iter_ride_frames(ride, fps=5, size=SMALL):
+        watch.observe(frame)
+    assert watch.seen_s is not None and watch.seen_s > first_full + 5
+
+
+def test_a_truth_file_without_a_visible_time_counts_from_first_full(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere.json"
+    path.write_text(
+        json.dumps(
+            {"format": "citywatch-ride-truth/1", "has_ebike": True, "ebike_first_full_s": 3.5, "kinds": []}
+        )
+    )
+    assert read_ride_truth(path).ebike_first_visible_s == 3.5
 
 
 def test_reading_a_foreign_truth_file_says_what_is_wrong(tmp_path: Path) -> None:

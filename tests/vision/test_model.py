@@ -175,6 +175,10 @@ def test_smoke_training_runs_end_to_end(tmp_path: Path) -> None:
     _check_citywatch_layout(model)
     card = (tmp_path / "ebike-detector.md").read_text()
     assert "--smoke" in card and "Held-out synthetic stills" in card
+    # bfloat16 only where the CPU has it natively (emulated it is ~10x slower than float32).
+    precision = json.loads((tmp_path / "ebike-detector.metrics.json").read_text())["training"]["precision"]
+    assert f"precision {precision}" in result.stdout
+    assert ("float32 on the CPU" if precision == "fp32" else "bfloat16 autocast on the CPU") in card
     # The rendered dataset is cached, not re-rendered, on the next run.
     assert (tmp_path / "cache" / "train-smoke-32" / "labels.json").is_file()
     # Fine-tuning starts from an exported model (its batch norms folded, so kept fixed) and from a

@@ -61,19 +61,20 @@ def write_clip(path: Path, frames: int = 45, fps: float = 15.0) -> None:
     writer.release()
 
 
-def write_truth(path: Path, *, has_ebike: bool, first_full_s: float | None) -> None:
+def write_truth(
+    path: Path, *, has_ebike: bool, first_full_s: float | None, first_visible_s: float | None = None
+) -> None:
     kinds = ["ebike", "person"] if has_ebike else ["bicycle", "person"]
-    path.write_text(
-        json.dumps(
-            {
-                "format": TRUTH_FORMAT,
-                "has_ebike": has_ebike,
-                "ebike_first_full_s": first_full_s,
-                "ebike_left_s": None,
-                "kinds": kinds,
-            }
-        )
-    )
+    document = {
+        "format": TRUTH_FORMAT,
+        "has_ebike": has_ebike,
+        "ebike_first_full_s": first_full_s,
+        "ebike_left_s": None,
+        "kinds": kinds,
+    }
+    if first_visible_s is not None:
+        document["ebike_first_visible_s"] = first_visible_s
+    path.write_text(json.dumps(document))
 
 
 def test_eval_data_dir_scores_videos_with_ground_truth(
@@ -82,7 +83,8 @@ def test_eval_data_dir_scores_videos_with_ground_truth(
     data = tmp_path / "rides"
     data.mkdir()
     write_clip(data / "with-ebike.avi")
-    write_truth(data / "with-ebike.json", has_ebike=True, first_full_s=0.5)
+    # Wholly inside at 0.2 s, but half hidden until 0.5 s: latencies count from 0.5 s.
+    write_truth(data / "with-ebike.json", has_ebike=True, first_full_s=0.2, first_visible_s=0.5)
     write_clip(data / "bicycle.avi")
     write_truth(data / "bicycle.avi.json", has_ebike=False, first_full_s=None)
     # The fixed model "sees" an e-bike in every frame: the e-bike ride is detected and the bicycle
@@ -102,10 +104,14 @@ def test_eval_data_dir_scores_videos_with_ground_truth(
     assert summary["false_alarm_rides"] == ["bicycle.avi"]
     assert summary["frames"] == 90
     # Hold on the first frame (before the e-bike is fully in: 0 s), alarm confirm_min_s after it, that is
-    # confirm_min_s - 0.5 s after the e-bike was fully in at 0.5 s.
+    # confirm_min_s - 0.5 s after the e-bike's full appearance at 0.5 s.
     assert summary["hold_latency_s"]["max"] == 0.0
     confirm_min_s = EbikeAnalyzerConfig().confirm_min_s
     assert summary["confirm_latency_s"]["max"] == pytest.approx(confirm_min_s - 0.5, abs=0.07)
+    # Counted from the moment it was wholly inside (0.2 s), hidden or not.
+    geometric = summary["latency_from_whole_in_view_s"]["confirm"]
+    assert geometric["max"] == pytest.approx(confirm_min_s - 0.2, abs=0.07)
+    assert summary["never_half_visible"] == []
 
 
 def test_eval_data_without_ground_truth_is_a_clear_error(

@@ -24,7 +24,8 @@ def _ride(seed: int, *, has_ebike: bool, label: str, score: float) -> RecordedRi
     frames = [
         (i / FPS, [(label, score, 100.0, 60.0, 180.0, 170.0)] if i >= FPS else []) for i in range(4 * FPS)
     ]
-    return RecordedRide(seed, "test", has_ebike, 1.0 if has_ebike else None, frames)
+    first_full = 1.0 if has_ebike else None
+    return RecordedRide(seed, "test", has_ebike, first_full, first_full, frames)
 
 
 SETTINGS = {

@@ -7,7 +7,8 @@ Interfaces (stable; the vision runtime and the training pipeline use them):
   ``LABELLED_CLASSES`` = person, ebike, bicycle, stroller, wheelchair.
 - ``make_ride(seed, kind=None) -> Ride``; ``RIDE_KINDS`` lists the kinds; ``None`` draws one by seed.
 - ``iter_ride_frames(ride, fps=15, size=(1280, 720))`` yields ``(t_seconds, frame, FrameTruth)``.
-- ``ride.truth`` is a ``RideTruth(has_ebike, ebike_first_full_s, ebike_left_s, kinds)``.
+- ``ride.truth`` is a ``RideTruth(has_ebike, ebike_first_full_s, ebike_left_s, kinds,
+  ebike_first_visible_s)``; the last needs the rendered frames: ``FirstVisibleWatch`` finds it.
 - ``write_ride_video(ride, path)`` writes the video and ``<path>.json`` ground truth
   (format in docs/evaluation.md) and returns the JSON path.
 """
@@ -16,6 +17,7 @@ from citywatch.simulators.elevator.props import LABELLED_CLASSES
 from citywatch.simulators.elevator.render import Box
 from citywatch.simulators.elevator.ride import (
     RIDE_KINDS,
+    FirstVisibleWatch,
     FrameTruth,
     Ride,
     RideTruth,
@@ -30,6 +32,7 @@ __all__ = [
     "LABELLED_CLASSES",
     "RIDE_KINDS",
     "Box",
+    "FirstVisibleWatch",
     "FrameTruth",
     "Ride",
     "RideTruth",

@@ -6,8 +6,14 @@ as a video plus a ground-truth JSON file (format in docs/evaluation.md).
 
 Truth times are in ride seconds. ``ebike_first_full_s``: the first instant the whole e-bike is past
 the door line (inside the car) and all corners of its 3-D bounding box are in the camera's view
-(in the reference 1280x720 view). ``ebike_left_s``: the first instant after that when the whole
-e-bike is back beyond the door line, or None if it stays until the ride ends.
+(in the reference 1280x720 view). ``ebike_first_visible_s``: the e-bike's first full appearance, the
+reference the guard's latencies are measured from: the first rendered frame from
+``ebike_first_full_s`` on in which at least half of the e-bike is not hidden behind people or things
+(``FirstVisibleWatch``; None if that never happens). Geometry alone cannot tell it: an e-scooter
+pushed in behind two people is wholly inside and in view, and no camera sees it. It needs the
+rendered frames, so ``make_ride`` leaves it None and ``write_ride_video`` and the evaluation find it.
+``ebike_left_s``: the first instant after ``ebike_first_full_s`` when the whole e-bike is back beyond
+the door line, or None if it stays until the ride ends.
 """
 
 from __future__ import annotations
@@ -54,6 +60,9 @@ REFERENCE_SIZE = (1280, 720)
 TRUTH_FORMAT = "citywatch-ride-truth/1"
 TRUTH_STEP_S = 1 / 30
 STRIDE_M = 1.4
+# "First full appearance" needs at least this much of the e-bike unhidden (the renderer's visible
+# fraction): half an e-bike is what a detector can be asked to recognise.
+FULL_APPEARANCE_MIN_VISIBLE = 0.5
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class RideTruth:
     ebike_first_full_s: float | None
     ebike_left_s: float | None
     kinds: list[str]
+    # Found from rendered frames (``FirstVisibleWatch``): None in a plan from ``make_ride``.
+    ebike_first_visible_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -366,6 +377,22 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+@dataclass
+class FirstVisibleWatch:
+    """Finds the e-bike's first full appearance while a ride's frames are rendered: feed it every
+    ``FrameTruth``; ``seen_s`` is the first frame from ``whole_in_view_s`` on in which at least
+    ``FULL_APPEARANCE_MIN_VISIBLE`` of an e-bike is visible."""
+
+    whole_in_view_s: float | None
+    seen_s: float | None = None
+
+    def observe(self, truth: FrameTruth) -> None:
+        if self.seen_s is not None or self.whole_in_view_s is None or truth.t < self.whole_in_view_s - 1e-3:
+            return
+        if any(b.cls == "ebike" and b.visible >= FULL_APPEARANCE_MIN_VISIBLE for b in truth.boxes):
+            self.seen_s = truth.t
+
+
 # ------------------------------------------------------------------------------------------ frames
 
 
@@ -402,9 +429,11 @@ def write_ride_video(
             f"OpenCV cannot write a video to {path}: use a .mp4 or .avi name in a writable directory"
         )
     frames: list[dict[str, Any]] = []
+    watch = FirstVisibleWatch(ride.truth.ebike_first_full_s)
     try:
         for t, image, truth in iter_ride_frames(ride, fps, size):
             writer.write(image)
+            watch.observe(truth)
             frames.append(
                 {"t": t, "door_open": truth.door_open, "boxes": [_box_json(b) for b in truth.boxes]}
             )
@@ -420,6 +449,7 @@ def write_ride_video(
         "kind": ride.kind,
         "duration_s": round(ride.duration_s, 3),
         **asdict(ride.truth),
+        "ebike_first_visible_s": watch.seen_s,
         "frames": frames,
     }
     truth_path = path.with_suffix(".json")
@@ -446,9 +476,12 @@ def read_ride_truth(path: str | Path) -> RideTruth:
         raise ValueError(
             f"{path}: not a {TRUTH_FORMAT} ground-truth file (format={document.get('format')!r})"
         )
+    first_full = document.get("ebike_first_full_s")
     return RideTruth(
         has_ebike=bool(document["has_ebike"]),
-        ebike_first_full_s=document.get("ebike_first_full_s"),
+        ebike_first_full_s=first_full,
         ebike_left_s=document.get("ebike_left_s"),
         kinds=list(document.get("kinds", [])),
+        # Absent (footage labelled with one instant): the latency reference is ebike_first_full_s.
+        ebike_first_visible_s=document.get("ebike_first_visible_s", first_full),
     )
