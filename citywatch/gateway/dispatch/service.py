@@ -117,4 +117,4 @@ def enqueue(
 
 def counts_by_status(*, session: Session) -> dict[str, int]:
     rows = session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
-    return {status: count for status, count in rows.tuples()}
+    return {status: count for status, count in rows}

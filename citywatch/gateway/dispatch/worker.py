@@ -180,7 +180,7 @@ class DispatchWorker:
                 .where(OutboxMessage.status == OutboxStatus.PENDING, WebhookEndpoint.enabled.is_(True))
                 .order_by(OutboxMessage.id)
                 .limit(self._options.scan_limit)
-            ).tuples()
+            )
             seen: set[tuple[int, int]] = set()
             due: list[Attempt] = []
             next_due: datetime | None = None

@@ -35,7 +35,7 @@ def _changes_after(services: Any, after: int) -> list[dict[str, Any]]:
             .where(EventAudit.id > after)
             .order_by(EventAudit.id)
             .limit(BATCH)
-        ).tuples()
+        )
         return [
             {
                 "audit_id": audit.id,
