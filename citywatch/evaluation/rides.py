@@ -148,11 +148,7 @@ def score_frames(
                 alarm_t = action.t
 
     first_visible = ebike_first_visible_s() if callable(ebike_first_visible_s) else ebike_first_visible_s
-
-    def latency(at: float | None) -> float | None:
-        if at is None or first_visible is None or not has_ebike:
-            return None
-        return round(max(0.0, at - first_visible), 3)
+    reference = first_visible if has_ebike else None
 
     return RideScore(
         name=name,
@@ -161,8 +157,8 @@ def score_frames(
         has_ebike=has_ebike,
         held=hold_t is not None,
         alarmed=alarm_t is not None,
-        hold_latency_s=latency(hold_t),
-        confirm_latency_s=latency(alarm_t),
+        hold_latency_s=_seconds_after(hold_t, reference),
+        confirm_latency_s=_seconds_after(alarm_t, reference),
         frames=count,
         inferences=inferences,
         ebike_first_full_s=ebike_first_full_s,
@@ -171,6 +167,13 @@ def score_frames(
         alarm_t=alarm_t,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _seconds_after(at: float | None, reference: float | None) -> float | None:
+    """A latency: ``at`` minus ``reference``, 0 when ``at`` came first (the e-bike was recognised early)."""
+    if at is None or reference is None:
+        return None
+    return round(max(0.0, at - reference), 3)
 
 
 def _video_frames(path: str) -> Iterator[tuple[float, np.ndarray]]:
@@ -286,20 +289,8 @@ def summarize(scores: list[RideScore]) -> dict[str, Any]:
     detection_rate = len(detected) / len(ebike) if ebike else None
     false_alarm_rate = len(false_alarms) / len(other) if other else None
     hold_stats, confirm_stats = _percentiles(hold), _percentiles(confirm)
-
-    def from_whole_in_view(at: float | None, first_full: float | None) -> float | None:
-        return None if at is None or first_full is None else round(max(0.0, at - first_full), 3)
-
-    geometric = {
-        name: _percentiles(
-            [
-                latency
-                for s in ebike
-                if (latency := from_whole_in_view(getattr(s, field_name), s.ebike_first_full_s)) is not None
-            ]
-        )
-        for name, field_name in (("hold", "hold_t"), ("confirm", "alarm_t"))
-    }
+    geometric_hold = [_seconds_after(s.hold_t, s.ebike_first_full_s) for s in ebike]
+    geometric_confirm = [_seconds_after(s.alarm_t, s.ebike_first_full_s) for s in ebike]
     frames = sum(s.frames for s in scores)
     summary: dict[str, Any] = {
         "rides": len(scores),
@@ -313,7 +304,10 @@ def summarize(scores: list[RideScore]) -> dict[str, Any]:
         "hold_latency_s": hold_stats,
         "confirm_latency_s": confirm_stats,
         # Occlusion ignored: from the instant the whole e-bike is inside and in view, seen or hidden.
-        "latency_from_whole_in_view_s": geometric,
+        "latency_from_whole_in_view_s": {
+            "hold": _percentiles([v for v in geometric_hold if v is not None]),
+            "confirm": _percentiles([v for v in geometric_confirm if v is not None]),
+        },
         "never_half_visible": [s.name for s in ebike if s.ebike_first_visible_s is None],
         "by_kind": dict(sorted(by_kind.items())),
         "missed": [s.name for s in ebike if not s.alarmed],
