@@ -3,6 +3,9 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY citywatch ./citywatch
+COPY edge ./edge
+COPY gateway ./gateway
+COPY simulators ./simulators
 RUN pip install --no-cache-dir '.[gateway,influx,postgres]'
 ENV CITYWATCH_HTTP_HOST=0.0.0.0 \
     CITYWATCH_DATA_DIR=/data

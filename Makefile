@@ -4,6 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+SOURCES := citywatch edge gateway simulators models tests
 
 .PHONY: demo test lint typecheck bench models eval clean install
 
@@ -24,8 +25,8 @@ demo: $(STAMP)
 	$(VENV)/bin/citywatch demo $(DEMO_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check citywatch tests models
-	$(VENV)/bin/ruff format --check citywatch tests models
+	$(VENV)/bin/ruff check $(SOURCES)
+	$(VENV)/bin/ruff format --check $(SOURCES)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from citywatch import __version__
 
 COMMAND_MODULES = (
-    "citywatch.edge.cli",
-    "citywatch.gateway.cli",
-    "citywatch.simulators.cli",
+    "edge.cli",
+    "gateway.cli",
+    "simulators.cli",
     "citywatch.broker.cli",
-    "citywatch.demo",
-    "citywatch.bench",
+    "citywatch.demo.cli",
+    "citywatch.bench.cli",
     "citywatch.evaluation.cli",
 )
 

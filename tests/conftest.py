@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from citywatch.broker.mosquitto import MosquittoBroker, mosquitto_binary
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = PROJECT_ROOT.parent / "shared"
+from tests.edge.vision.elevator_helpers import Collector
+from tests.support.paths import SHARED_DIR
 
 
 @pytest.fixture
@@ -29,3 +28,11 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.skip(f"{SHARED_DIR} is absent: this test needs the project's shared test material")
     return SHARED_DIR
+
+
+@pytest.fixture
+def collector(mosquitto: MosquittoBroker) -> Iterator[Collector]:
+    """Subscribes to everything devices publish, decoding (validating) each message."""
+    subscriber = Collector(mosquitto)
+    yield subscriber
+    subscriber.close()

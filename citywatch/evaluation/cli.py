@@ -60,7 +60,7 @@ def _say(line: str) -> None:
 
 
 def _ebike(args: argparse.Namespace) -> int:
-    from citywatch.edge.vision.detector import ModelError
+    from edge.vision.detector import ModelError
 
     if args.images is not None:
         from citywatch.evaluation.images import evaluate_images
@@ -82,7 +82,7 @@ def _ebike(args: argparse.Namespace) -> int:
         return 2
     config = rides.default_elevator_config(args.model)
     if args.config is not None:
-        from citywatch.edge.config import ConfigError, load_config
+        from edge.config import ConfigError, load_config
 
         try:
             device = load_config(args.config)

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from citywatch.edge.vision.types import DEFAULT_SCORE_THRESHOLD
+from edge.vision.types import DEFAULT_SCORE_THRESHOLD
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_CLASSES = ("ebike", "person")
@@ -215,7 +215,7 @@ def evaluate_images(
     """
     import cv2
 
-    from citywatch.edge.vision.detector import Detector, DetectorOptions
+    from edge.vision.detector import Detector, DetectorOptions
 
     pairs = find_voc_pairs(Path(images_dir_or_root))
     # A low threshold keeps the ranked list AP needs; precision/recall use ``score_threshold``.

@@ -7,7 +7,7 @@ worker process; every ride gets a fresh gate, tracker and analyzer.
 
 Per ride: did the door get a provisional hold, was the ``ebike_in_elevator`` event raised, and when,
 relative to the e-bike's first full appearance (``ebike_first_visible_s``: wholly inside the car and
-in view, and at least half of it not hidden; see ``citywatch.simulators.elevator.ride``). A hold or an
+in view, and at least half of it not hidden; see ``simulators.elevator.ride``). A hold or an
 alarm before that moment (the detector saw a partly visible e-bike) counts as 0 s. The latencies from
 the geometric instant alone (``ebike_first_full_s``, occlusion ignored) are reported beside them.
 """
@@ -26,10 +26,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from citywatch.edge.vision.config import CameraConfig, DetectorConfig, ElevatorConfig, SimulatorSourceConfig
-from citywatch.edge.vision.detector import Detector
-from citywatch.edge.vision.pipeline import FrameResult, VisionPipeline, detector_options
-from citywatch.edge.vision.types import Detection
+from edge.vision.config import CameraConfig, DetectorConfig, ElevatorConfig, SimulatorSourceConfig
+from edge.vision.detector import Detector
+from edge.vision.pipeline import FrameResult, VisionPipeline, detector_options
+from edge.vision.types import Detection
 
 DEFAULT_MODEL = Path("models/ebike-detector.onnx")
 # Held-out seeds: training scenes use run_seed * 1,000,000 + i with run_seed < 90 and the model's
@@ -177,7 +177,7 @@ def _seconds_after(at: float | None, reference: float | None) -> float | None:
 
 
 def _video_frames(path: str) -> Iterator[tuple[float, np.ndarray]]:
-    from citywatch.edge.vision.sources import OpenCvSource
+    from edge.vision.sources import OpenCvSource
 
     source = OpenCvSource(path, live=False)
     source.open()
@@ -196,13 +196,13 @@ def _score_job(job: RideJob) -> RideScore:
     if job.video is not None:
         if oracle is not None:
             raise ValueError("--oracle needs simulated rides (their per-frame truth)")
-        from citywatch.simulators.elevator import read_ride_truth
+        from simulators.elevator import read_ride_truth
 
         truth = read_ride_truth(Path(job.truth or f"{job.video}.json"))
         frames: Iterable[tuple[float, np.ndarray]] = _video_frames(job.video)
         first_visible: float | Callable[[], float | None] | None = truth.ebike_first_visible_s
     else:
-        from citywatch.simulators.elevator import FirstVisibleWatch, iter_ride_frames, make_ride
+        from simulators.elevator import FirstVisibleWatch, iter_ride_frames, make_ride
 
         assert job.seed is not None, "a simulated ride needs a seed"
         ride = make_ride(job.seed, job.kind)
@@ -236,7 +236,7 @@ def _score_job(job: RideJob) -> RideScore:
 def simulated_jobs(rides: int, seed: int, kinds: list[str] | None = None) -> list[RideJob]:
     """``rides`` rides cycling through every ride kind (a balanced mix), seeds ``seed``, ``seed+1``..."""
     if kinds is None:
-        from citywatch.simulators.elevator import RIDE_KINDS
+        from simulators.elevator import RIDE_KINDS
 
         kinds = list(RIDE_KINDS)
     return [RideJob(name=f"seed-{seed + i}", seed=seed + i, kind=kinds[i % len(kinds)]) for i in range(rides)]

@@ -52,7 +52,7 @@ def render_card(metrics: dict[str, Any]) -> str:
         "# ebike-detector.onnx — elevator e-bike detector (synthetic-trained)",
         "",
         "> **Limits first.** Trained only on synthetic elevator scenes rendered by",
-        "> `citywatch/simulators/elevator/`. It is a working stand-in that exercises the whole pipeline; it",
+        "> `simulators/elevator/`. It is a working stand-in that exercises the whole pipeline; it",
         "> is **not** fit for service. For service, replace it with a model trained on real elevator footage",
         "> — the runtime takes one as a drop-in: our `citywatch` layout, or a YOLOv8/YOLO11/YOLOv9 export",
         "> (`detector.layout: yolo` in the device config).",

@@ -18,14 +18,14 @@ import cv2
 import numpy as np
 import torch
 
-from citywatch.simulators.elevator import LABELLED_CLASSES
-from citywatch.simulators.elevator.scenes import render_stills
+from simulators.elevator import LABELLED_CLASSES
+from simulators.elevator.scenes import render_stills
 
 LABELS: tuple[str, ...] = LABELLED_CLASSES
 STILLS_PER_SCENE = 8
 HELDOUT_SEED = 90_000_000
 RENDER_VERSION = 4  # bump when the renderer or the still mix changes so caches are rebuilt
-LETTERBOX_PAD = 114  # as the runtime's letterbox (citywatch.edge.vision.detector)
+LETTERBOX_PAD = 114  # as the runtime's letterbox (edge.vision.detector)
 
 
 @dataclass(frozen=True)

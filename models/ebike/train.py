@@ -355,8 +355,8 @@ def export(model: Any, args: argparse.Namespace, path: Path, training: dict[str,
 
 
 def evaluate_heldout(onnx_path: Path, samples: list[Any]) -> dict[str, Any]:
-    from citywatch.edge.vision.detector import Detector, DetectorOptions
     from citywatch.evaluation.images import DEFAULT_SCORE_THRESHOLD, ImageScorer, LabelledBox, ScoredBox
+    from edge.vision.detector import Detector, DetectorOptions
     from models.ebike import data
 
     detector = Detector.load(DetectorOptions(model_path=onnx_path, score_threshold=0.05, threads=1))
@@ -383,7 +383,7 @@ def evaluate_heldout(onnx_path: Path, samples: list[Any]) -> dict[str, Any]:
 def measure_speed(onnx_path: Path, size: int, runs: int) -> dict[str, Any]:
     import onnxruntime as ort
 
-    from citywatch.edge.vision.detector import Detector, DetectorOptions
+    from edge.vision.detector import Detector, DetectorOptions
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1

@@ -53,9 +53,9 @@ class RecordedRide:
 
 
 def _record(job: tuple[str, int, str, float]) -> RecordedRide:
-    from citywatch.edge.vision.detector import Detector, DetectorOptions
     from citywatch.evaluation.rides import DEFAULT_SIZE
-    from citywatch.simulators.elevator import FirstVisibleWatch, iter_ride_frames, make_ride
+    from edge.vision.detector import Detector, DetectorOptions
+    from simulators.elevator import FirstVisibleWatch, iter_ride_frames, make_ride
 
     model, seed, kind, fps = job
     detector = _DETECTORS.get(model)
@@ -79,7 +79,7 @@ _DETECTORS: dict[str, Any] = {}
 
 
 def record(model: Path, rides: int, seed: int, fps: float, workers: int) -> list[RecordedRide]:
-    from citywatch.simulators.elevator import RIDE_KINDS
+    from simulators.elevator import RIDE_KINDS
 
     jobs = [(str(model), seed + i, RIDE_KINDS[i % len(RIDE_KINDS)], fps) for i in range(rides)]
     out: list[RecordedRide] = []
@@ -131,8 +131,8 @@ def load_recording(path: Path, source: dict[str, Any]) -> list[RecordedRide]:
 
 def tracked(rides: list[RecordedRide], threshold: float) -> list[list[tuple[float, list[Any]]]]:
     """Detections at ``threshold`` through the tracker, per ride: independent of the analyzer's settings."""
-    from citywatch.edge.vision.tracker import IouTracker
-    from citywatch.edge.vision.types import Detection
+    from edge.vision.tracker import IouTracker
+    from edge.vision.types import Detection
 
     out = []
     for ride in rides:
@@ -160,14 +160,14 @@ class _AnalyzerReplay:
     """A ``FrameProcessor`` over recorded, already tracked detections: only the analyzer runs."""
 
     def __init__(self, config: Any) -> None:
-        from citywatch.edge.vision.ebike import EbikeAnalyzer
-        from citywatch.edge.vision.motion import GateDecision
+        from edge.vision.ebike import EbikeAnalyzer
+        from edge.vision.motion import GateDecision
 
         self.analyzer = EbikeAnalyzer(config)
         self.gate = GateDecision(run=True, reason="disabled")  # the recording ran the model on every frame
 
     def process(self, t: float, image: Any) -> Any:
-        from citywatch.edge.vision.pipeline import FrameResult
+        from edge.vision.pipeline import FrameResult
 
         detections = image  # a recorded frame: the tracked detections
         actions = self.analyzer.update(t, detections)
@@ -178,8 +178,8 @@ def replay(
     rides: list[RecordedRide], frames: list[list[tuple[float, list[Any]]]], settings: dict[str, Any]
 ) -> dict[str, Any]:
     """Score one setting over every recorded ride, with the evaluation's own scoring and summary."""
-    from citywatch.edge.vision.config import EbikeAnalyzerConfig
     from citywatch.evaluation.rides import score_frames, summarize
+    from edge.vision.config import EbikeAnalyzerConfig
 
     config = EbikeAnalyzerConfig(**{k: v for k, v in settings.items() if k != "score_threshold"})
     scores = [

@@ -11,14 +11,14 @@ import pytest
 
 from citywatch.broker.embedded import RunningBroker, start_broker
 from citywatch.broker.mosquitto import MosquittoBroker, mosquitto_binary
-from citywatch.edge.agent import CulvertAgent
-from citywatch.edge.clock import ScaledClock
-from citywatch.gateway.events import service as events_service
-from citywatch.gateway.runner import GatewayApp
-from citywatch.gateway.settings import Settings
-from citywatch.simulators.dispatch_centre import DispatchCentreSimulator, new_secret
-from citywatch.simulators.water_fleet import WaterFleetOptions, device_config
-from tests.polling import wait_until
+from edge.agent import CulvertAgent
+from edge.clock import ScaledClock
+from gateway.events import service as events_service
+from gateway.runner import GatewayApp
+from gateway.settings import Settings
+from simulators.dispatch_centre import DispatchCentreSimulator, new_secret
+from simulators.water_fleet import WaterFleetOptions, device_config
+from tests.support.polling import wait_until
 
 SITE = "riverside"
 DEVICE = "culvert-e2e-1"

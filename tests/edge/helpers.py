@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import paho.mqtt.client as mqtt
 
 from citywatch.protocol.topics import Channel
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 T = TypeVar("T")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from citywatch.edge.outbox import Outbox
+from edge.outbox import Outbox
 
 
 def test_rows_come_back_in_order_and_survive_reopen(tmp_path: Path) -> None:

@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 
 from citywatch.broker.mosquitto import MosquittoBroker, free_port
-from citywatch.edge.outbox import Outbox
-from citywatch.edge.uplink import Uplink
 from citywatch.mqtt import MqttOptions
 from citywatch.protocol.messages import (
     CommandMessage,
@@ -26,8 +24,10 @@ from citywatch.protocol.messages import (
     TelemetryMessage,
 )
 from citywatch.protocol.topics import Channel, Topic
+from edge.outbox import Outbox
+from edge.uplink import Uplink
 from tests.edge.helpers import Subscriber, first_occurrences
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from citywatch.broker.mosquitto import MosquittoBroker
-from citywatch.gateway.dispatch.worker import DeliveryOptions
-from citywatch.gateway.runner import GatewayApp
-from citywatch.gateway.settings import Settings
-from citywatch.simulators.dispatch_centre import DispatchCentreSimulator, new_secret
+from gateway.dispatch.worker import DeliveryOptions
+from gateway.runner import GatewayApp
+from gateway.settings import Settings
+from simulators.dispatch_centre import DispatchCentreSimulator, new_secret
 from tests.gateway.helpers import Publisher
 
 SITE = "riverside"

@@ -14,17 +14,17 @@ import httpx
 import pytest
 
 from citywatch.broker.mosquitto import MosquittoBroker, free_port
-from citywatch.gateway.auth.service import create_token
-from citywatch.gateway.db import make_engine, make_sessionmaker, migrate
-from citywatch.gateway.devices import service as devices_service
-from citywatch.gateway.devices.models import DeviceCreate
-from citywatch.gateway.telemetry.sqlite import SqliteTelemetryStore
 from citywatch.protocol.messages import EventPhase
 from citywatch.protocol.topics import Channel
-from citywatch.simulators.dispatch_centre import DispatchCentreSimulator
+from gateway.auth.service import create_token
+from gateway.db import make_engine, make_sessionmaker, migrate
+from gateway.devices import service as devices_service
+from gateway.devices.models import DeviceCreate
+from gateway.telemetry.sqlite import SqliteTelemetryStore
+from simulators.dispatch_centre import DispatchCentreSimulator
 from tests.gateway.helpers import Publisher, telemetry, topic, water_event
 from tests.gateway.tokens import bearer
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 SITE = "riverside"
 DEVICES = ("culvert-1", "culvert-2", "culvert-3")

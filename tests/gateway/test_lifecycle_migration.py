@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
-from citywatch.gateway.db import MIGRATIONS_DIR, make_engine, migrate
+from gateway.db import MIGRATIONS_DIR, make_engine, migrate
 from tests.gateway.test_migrations import schema_drift
 
 

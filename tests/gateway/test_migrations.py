@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
-from citywatch.gateway.db import make_engine, migrate
-from citywatch.gateway.models import Base
+from gateway.db import make_engine, migrate
+from gateway.models import Base
 
 
 def schema_drift(engine: Engine) -> list[object]:

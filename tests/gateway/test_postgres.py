@@ -13,21 +13,21 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
 from citywatch.broker.mosquitto import MosquittoBroker
-from citywatch.gateway.db import make_engine, make_sessionmaker, migrate
-from citywatch.gateway.devices import service as devices_service
-from citywatch.gateway.devices.models import DeviceCreate
-from citywatch.gateway.events import service as events_service
-from citywatch.gateway.events.models import Event
-from citywatch.gateway.runner import GatewayApp
-from citywatch.gateway.settings import Settings
 from citywatch.protocol.messages import EventMessage, EventPhase
 from citywatch.protocol.topics import Channel
-from citywatch.simulators.dispatch_centre import DispatchCentreSimulator
+from gateway.db import make_engine, make_sessionmaker, migrate
+from gateway.devices import service as devices_service
+from gateway.devices.models import DeviceCreate
+from gateway.events import service as events_service
+from gateway.events.models import Event
+from gateway.runner import GatewayApp
+from gateway.settings import Settings
+from simulators.dispatch_centre import DispatchCentreSimulator
 from tests.gateway.conftest import FAST_RETRIES, SITE
 from tests.gateway.helpers import BASE_TS, Publisher, topic, water_event
 from tests.gateway.test_migrations import schema_drift
 from tests.gateway.tokens import admin_headers
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 POSTGRES_URL = os.environ.get(
     "CITYWATCH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

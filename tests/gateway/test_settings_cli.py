@@ -9,8 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from citywatch.cli import main
-from citywatch.gateway.runner import GatewayApp, GatewayStartError
-from citywatch.gateway.settings import Settings
+from gateway.runner import GatewayApp, GatewayStartError
+from gateway.settings import Settings
+from tests.support.paths import ROUTING_EXAMPLE
 
 
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -97,5 +98,5 @@ def test_gateway_command_carries_token_and_routing_subcommands(
     assert main(["gateway", "token", "create", "ops", "--role", "admin"]) == 0  # its table comes by migration
     assert main(["gateway", "token", "list"]) == 0
     assert "ops" in capsys.readouterr().out
-    example = Path(__file__).resolve().parents[2] / "config" / "routing.example.yaml"
+    example = ROUTING_EXAMPLE
     assert main(["gateway", "routing", "check", str(example)]) == 0

@@ -6,9 +6,9 @@ from weakref import WeakKeyDictionary
 
 import httpx
 
-from citywatch.gateway.auth.roles import Role
-from citywatch.gateway.auth.service import create_token
-from citywatch.gateway.runner import GatewayApp
+from gateway.auth.roles import Role
+from gateway.auth.service import create_token
+from gateway.runner import GatewayApp
 
 
 def issue_token(gateway: GatewayApp, role: Role | str, *, name: str | None = None) -> str:

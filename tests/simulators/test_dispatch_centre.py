@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from citywatch.broker.mosquitto import free_port
-from citywatch.gateway.dispatch.worker import signed_headers
-from citywatch.simulators.dispatch_centre import DispatchCentreSimulator, new_secret
+from gateway.dispatch.worker import signed_headers
+from simulators.dispatch_centre import DispatchCentreSimulator, new_secret
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from citywatch.simulators.elevator import (
+from simulators.elevator import (
     LABELLED_CLASSES,
     RIDE_KINDS,
     FirstVisibleWatch,
@@ -21,7 +21,7 @@ from citywatch.simulators.elevator import (
     render_still,
     write_ride_video,
 )
-from citywatch.simulators.elevator.scenes import render_stills
+from simulators.elevator.scenes import render_stills
 
 SMALL = (320, 180)
 
@@ -177,7 +177,7 @@ def test_unwritable_video_path_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_command_writes_rides_ready_for_scoring(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from citywatch.simulators.elevator.__main__ import main
+    from simulators.elevator.__main__ import main
 
     assert (
         main(

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from citywatch.broker.mosquitto import MosquittoBroker
-from citywatch.edge.clock import ScaledClock
-from citywatch.edge.config import CulvertSection
-from citywatch.edge.culvert.analyzer import CulvertAnalyzer
 from citywatch.protocol.messages import EventType
 from citywatch.protocol.topics import Channel
-from citywatch.simulators.water import (
+from edge.clock import ScaledClock
+from edge.config import CulvertSection
+from edge.culvert.analyzer import CulvertAnalyzer
+from simulators.water import (
     SENTINEL_MAX_RANGE_MM,
     FaultPlan,
     RainEvent,
@@ -25,7 +25,7 @@ from citywatch.simulators.water import (
     scenario,
 )
 from tests.edge.helpers import Subscriber
-from tests.polling import wait_until
+from tests.support.polling import wait_until
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -1,0 +1,243 @@
+"""The demo's moving parts, started in one process and stopped in reverse order."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from citywatch.broker.embedded import start_broker
+from citywatch.demo.cli import DEMO_DEVICES
+from edge.agent import CulvertAgent
+from edge.clock import ScaledClock
+from gateway.runner import GatewayApp
+from gateway.settings import Settings
+from simulators.dispatch_centre import DispatchCentreSimulator, new_secret
+from simulators.water_fleet import WaterFleetOptions, device_config
+
+log = logging.getLogger("citywatch.demo.cli")
+SITE = "riverside"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    duration_s: float | None = None
+    speed: float = 60.0
+    http_port: int = 8080
+    data_dir: str = "var/demo"
+    broker: str = "auto"
+    interval_s: float = 2.0
+
+
+@dataclass
+class DemoStatus:
+    elapsed_s: float
+    telemetry_stored: int
+    events_raised: int
+    events_delivered: int
+    webhooks_delivered: int
+    duplicates_at_dispatch: int
+    refused: dict[str, int]
+    first_delivery_after_s: float | None
+
+
+def _free_or_any(port: int) -> int:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            log.warning("port %d is taken: the API will listen on a free port instead", port)
+            return 0
+    return port
+
+
+@contextlib.contextmanager
+def _stop_on_signal() -> Iterator[threading.Event]:
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_demo(options: DemoOptions) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per API poll drowns the live log
+    data_dir = Path(options.data_dir)
+    if data_dir.exists():
+        shutil.rmtree(data_dir)  # a demo always starts from an empty database and empty outboxes
+    data_dir.mkdir(parents=True)
+    started = time.monotonic()
+
+    broker = start_broker(data_dir=data_dir / "broker", kind=options.broker)  # type: ignore[arg-type]
+    log.info("broker: %s on %s", broker.name, broker.url)
+    dispatch_centre = DispatchCentreSimulator(secret=new_secret()).start()
+    settings = Settings(
+        MQTT_URL=broker.url,
+        DATA_DIR=data_dir / "gateway",
+        HTTP_PORT=_free_or_any(options.http_port),
+        DISPATCH_URL=dispatch_centre.url,
+        DISPATCH_SECRET=dispatch_centre.secret,
+        DISPATCH_RETRY_MAX_S=5.0,
+        CAP_STATUS="Exercise",  # simulated floods: a CAP receiver must not act on them
+    )
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    gateway = GatewayApp(settings)
+    agents: list[CulvertAgent] = []
+    status = None
+    try:
+        gateway.start()
+        api_token = _admin_token(gateway)
+        for device_id, _peak in DEMO_DEVICES:
+            gateway.provision(
+                device_id=device_id, site=SITE, device_type="culvert", description="demo culvert"
+            )
+        clock = ScaledClock(speed=options.speed)
+        fleet = WaterFleetOptions(
+            site=SITE,
+            mqtt_url=broker.url,
+            scenario="storm",
+            start_after_s=60.0,
+            speed=options.speed,
+            outbox_dir=data_dir / "devices",
+        )
+        for index, (device_id, peak_cm) in enumerate(DEMO_DEVICES):
+            config = device_config(replace(fleet, peak_cm=peak_cm), device_id, index)
+            agents.append(CulvertAgent(config, clock=clock).start())
+        print(
+            f"citywatch demo: API {gateway.url}/docs  |  dispatch centre {dispatch_centre.base_url}  |  "
+            f"broker {broker.name} {broker.url}  |  {len(agents)} culverts at {options.speed:g}x speed",
+            flush=True,
+        )
+        print(f"  API admin token (this demo's database only): Authorization: Bearer {api_token}", flush=True)
+        if not broker.keeps_persistent_sessions:
+            print(
+                "  (embedded broker: install mosquitto for delivery guarantees across restarts)", flush=True
+            )
+        with _stop_on_signal() as stop:
+            deadline = None if options.duration_s is None else started + options.duration_s
+            while not stop.is_set():
+                wait = options.interval_s
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        break
+                try:
+                    stop.wait(wait)
+                except KeyboardInterrupt:
+                    break
+                status = _status(gateway, dispatch_centre, started)
+                print(_status_line(status, gateway, agents, api_token), flush=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for agent in agents:
+            agent.stop()
+        gateway.wait_idle(5.0)
+        _drain_dispatch(gateway, dispatch_centre, timeout_s=5.0)
+        status = _status(gateway, dispatch_centre, started)
+        gateway.stop()
+        dispatch_centre.stop()
+        broker.stop()
+    summary = {
+        "telemetry_stored": status.telemetry_stored,
+        "events_raised": status.events_raised,
+        "events_delivered": status.events_delivered,
+        "webhooks_delivered": status.webhooks_delivered,
+        "duplicates_at_dispatch": status.duplicates_at_dispatch,
+        "refused": sum(status.refused.values()),
+        "first_delivery_after_s": status.first_delivery_after_s,
+        "elapsed_s": round(status.elapsed_s, 1),
+        "broker": broker.name,
+        "api": gateway.url,
+    }
+    print(json.dumps(summary), flush=True)
+    return 0 if status.events_delivered > 0 or options.duration_s is None else 1
+
+
+def _status(gateway: GatewayApp, dispatch_centre: DispatchCentreSimulator, started: float) -> DemoStatus:
+    from gateway.events import service as events_service
+
+    with gateway.read_session_factory() as session:
+        events_raised = events_service.count(session=session)
+    received = dispatch_centre.received()
+    delivered_events = {hook.event.get("id") for hook in received}
+    first = min((hook.received_at for hook in received), default=None)
+    wall_started = time.time() - (time.monotonic() - started)
+    return DemoStatus(
+        elapsed_s=time.monotonic() - started,
+        telemetry_stored=gateway.store.count(),
+        events_raised=events_raised,
+        events_delivered=len(delivered_events),
+        webhooks_delivered=len(received),
+        duplicates_at_dispatch=dispatch_centre.duplicates,
+        refused=dict(gateway.stats.snapshot().get("refused", {})),
+        first_delivery_after_s=None if first is None else round(first - wall_started, 2),
+    )
+
+
+def _admin_token(gateway: GatewayApp) -> str:
+    """Every API route needs a token; the demo makes one for whoever looks at its API."""
+    from gateway.auth.service import create_token
+
+    with gateway.session_factory() as session, session.begin():
+        return create_token(session, name="demo", role="admin").token
+
+
+def _status_line(status: DemoStatus, gateway: GatewayApp, agents: list[CulvertAgent], api_token: str) -> str:
+    levels = " ".join(f"{a.device_id.split('-', 1)[1]}={_level(a)}" for a in agents)
+    latest = _latest_event(gateway, api_token)
+    return (
+        f"[{status.elapsed_s:5.1f}s] telemetry={status.telemetry_stored} events={status.events_raised} "
+        f"delivered={status.events_delivered} webhooks={status.webhooks_delivered} | {levels}"
+        + (f" | latest: {latest}" if latest else "")
+    )
+
+
+def _level(agent: CulvertAgent) -> str:
+    level = agent.analyzer.level_cm
+    return "--" if level is None else f"{level:.1f}cm"
+
+
+def _latest_event(gateway: GatewayApp, api_token: str) -> str | None:
+    """Read through the public API, as a dispatcher's screen would."""
+    try:
+        response = httpx.get(
+            f"{gateway.url}/events",
+            params={"limit": 1},
+            headers={"Authorization": f"Bearer {api_token}"},
+            timeout=2.0,
+        )
+        items: list[dict[str, Any]] = response.json().get("items", []) if response.status_code == 200 else []
+    except httpx.HTTPError:
+        return None
+    if not items:
+        return None
+    event = items[0]
+    return f"{event.get('type')} {event.get('severity')} at {event.get('device_id')} ({event.get('state') or event.get('status')})"
+
+
+def _drain_dispatch(
+    gateway: GatewayApp, dispatch_centre: DispatchCentreSimulator, *, timeout_s: float
+) -> None:
+    from gateway.dispatch import service as dispatch_service
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with gateway.read_session_factory() as session:
+            pending = dispatch_service.counts_by_status(session=session).get("pending", 0)
+        if pending == 0:
+            return
+        time.sleep(0.1)

@@ -1,5 +1,0 @@
-"""Edge vision runtime: frame sources, motion gate, detector, tracker, zones, evidence, analyzers.
-
-Heavy imports (numpy, OpenCV, onnxruntime) live in these modules, never in ``citywatch.edge.cli``, so
-the culvert agent stays small. The elevator camera agent is ``citywatch.edge.vision.agent``.
-"""

@@ -1,0 +1,87 @@
+"""/devices routes: reads for every role, provisioning and area changes for installers (and admins)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+
+from gateway.api.deps import ServicesDep, SessionDep
+from gateway.auth.deps import AnyCaller, InstallerCaller
+from gateway.devices import service
+from gateway.devices.models import DeviceCreate, DeviceRead, DeviceUpdate
+from gateway.settings import Settings
+
+router = APIRouter(prefix="/devices", tags=["devices"])
+DeviceId = Annotated[str, Path(max_length=64, description="The device id, as in its MQTT topics")]
+
+
+def _silent_after(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.DEVICE_OFFLINE_AFTER_S)
+
+
+@router.get("", response_model=list[DeviceRead], summary="Provisioned devices with their presence")
+def list_devices(
+    _caller: AnyCaller,
+    session: SessionDep,
+    services: ServicesDep,
+    site: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[DeviceRead]:
+    silent_after = _silent_after(services.settings)
+    return [
+        service.to_read(d, silent_after=silent_after) for d in service.list_all(session=session, site=site)
+    ]
+
+
+@router.get("/{device_id}", response_model=DeviceRead, summary="One device")
+def get_device(
+    device_id: DeviceId, _caller: AnyCaller, session: SessionDep, services: ServicesDep
+) -> DeviceRead:
+    device = service.get(session=session, device_id=device_id)
+    if device is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device_id!r} is not provisioned")
+    return service.to_read(device, silent_after=_silent_after(services.settings))
+
+
+@router.post(
+    "",
+    response_model=DeviceRead,
+    status_code=status.HTTP_201_CREATED,
+    summary="Provision a device (its messages are refused until it is)",
+    responses={409: {"description": "The device id is already registered"}},
+)
+def create_device(
+    device_in: DeviceCreate, _caller: InstallerCaller, session: SessionDep, services: ServicesDep
+) -> DeviceRead:
+    try:
+        device = service.create(session=session, device_in=device_in)
+        session.commit()
+    except service.DeviceExists as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return service.to_read(device, silent_after=_silent_after(services.settings))
+
+
+@router.patch(
+    "/{device_id}",
+    response_model=DeviceRead,
+    summary="Change where a device is (site, grid, town, description)",
+    responses={404: {"description": "No such device"}},
+)
+def update_device(
+    device_id: DeviceId,
+    changes: DeviceUpdate,
+    _caller: InstallerCaller,
+    session: SessionDep,
+    services: ServicesDep,
+) -> DeviceRead:
+    try:
+        device = service.update_area(session=session, device_id=device_id, changes=changes)
+        session.commit()
+    except service.DeviceNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    if changes.site is not None:
+        services.directory.forget(device_id)  # the ingest checks topics against the new site from now on
+    return service.to_read(device, silent_after=_silent_after(services.settings))

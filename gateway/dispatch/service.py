@@ -1,0 +1,120 @@
+"""Outbox operations: enqueue in the caller's transaction, endpoint set-up, delivery bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.cap.models import CAP_MEDIA_TYPE
+from gateway.db import utcnow
+from gateway.dispatch.models import OutboxMessage, OutboxStatus, WebhookEndpoint
+from gateway.events.models import Event, read_event
+
+if TYPE_CHECKING:
+    from gateway.events.policy import EventPolicy
+    from gateway.routing.models import RoutingTable
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+def ensure_endpoint(
+    *,
+    session: Session,
+    name: str,
+    url: str,
+    secrets: Iterable[str],
+    department: str | None = None,
+    format: str = "json",
+) -> WebhookEndpoint:
+    """Create or update an endpoint from configuration; a changed URL re-enables it."""
+    secret = " ".join(secrets)
+    endpoint = session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.name == name)).first()
+    if endpoint is None:
+        endpoint = WebhookEndpoint(
+            name=name, url=url, secret=secret, enabled=True, department=department, format=format
+        )
+        session.add(endpoint)
+    else:
+        if endpoint.url != url or (not endpoint.enabled and endpoint.disabled_reason == _NOT_CONFIGURED):
+            endpoint.enabled, endpoint.disabled_reason = True, None
+        endpoint.url, endpoint.secret = url, secret
+        endpoint.department, endpoint.format = department, format
+    session.flush()
+    return endpoint
+
+
+_NOT_CONFIGURED = "not in the routing table (or CITYWATCH_DISPATCH_URL is empty)"
+
+
+def configure_endpoints(*, session: Session, table: RoutingTable) -> None:
+    """One endpoint per department with a webhook; endpoints no longer configured stop (rows wait)."""
+    configured = set()
+    for department in table.departments:
+        if department.webhook is None:
+            continue
+        ensure_endpoint(
+            session=session,
+            name=department.id,
+            url=str(department.webhook.url),
+            secrets=department.webhook.secrets,
+            department=department.id,
+            format=department.webhook.format.value,
+        )
+        configured.add(department.id)
+    for endpoint in session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True))):
+        if endpoint.name not in configured:
+            endpoint.enabled, endpoint.disabled_reason = False, _NOT_CONFIGURED
+
+
+def webhook_body(*, event: Event, message_type: str, at: datetime, policy: EventPolicy) -> str:
+    """Standard Webhooks payload shape: type, timestamp, data."""
+    data = read_event(event, now=at, policy=policy.escalation).model_dump(mode="json")
+    return json.dumps(
+        {"type": message_type, "timestamp": at.isoformat(), "data": data}, separators=(",", ":")
+    )
+
+
+def enqueue(
+    *, session: Session, event: Event, message_type: str, cap_xml: str, policy: EventPolicy, at: datetime
+) -> list[OutboxMessage]:
+    """One row per enabled endpoint of the event's department, in the caller's transaction."""
+    now = utcnow()  # delivery bookkeeping runs on the real clock, even when the lifecycle's is injected
+    rows = []
+    json_body: str | None = None
+    endpoints = session.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.enabled.is_(True), WebhookEndpoint.department == event.department
+        )
+    )
+    for endpoint in endpoints:
+        if endpoint.format == "cap":
+            body, content_type = cap_xml, CAP_MEDIA_TYPE
+        else:
+            if json_body is None:
+                json_body = webhook_body(event=event, message_type=message_type, at=at, policy=policy)
+            body, content_type = json_body, JSON_MEDIA_TYPE
+        row = OutboxMessage(
+            endpoint_id=endpoint.id,
+            event_id=event.id,
+            webhook_id=f"msg_{uuid.uuid4().hex}",
+            message_type=message_type,
+            payload=body,
+            content_type=content_type,
+            status=OutboxStatus.PENDING,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        session.add(row)
+        rows.append(row)
+    return rows
+
+
+def counts_by_status(*, session: Session) -> dict[str, int]:
+    rows = session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
+    return {status: count for status, count in rows}

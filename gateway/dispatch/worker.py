@@ -1,0 +1,311 @@
+"""Deliver the outbox as Standard Webhooks: signed, retried with backoff and jitter, in order per event."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from standardwebhooks.webhooks import Webhook
+
+from gateway.db import utcnow
+from gateway.dispatch.models import OutboxMessage, OutboxStatus, WebhookEndpoint
+from gateway.events.models import Event, EventAudit
+
+log = logging.getLogger("gateway.dispatch")
+# One line per delivery is ours (below); httpx would add another per request.
+if logging.getLogger("httpx").level == logging.NOTSET:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOptions:
+    timeout_s: float = 10.0
+    base_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+    max_retry_after_s: float = 3600.0
+    give_up_after_s: float = 7 * 86_400.0
+    concurrency: int = 4
+    idle_poll_s: float = 1.0
+    scan_limit: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one delivery needs, copied out of the session so HTTP runs without holding a transaction."""
+
+    row_id: int
+    endpoint_id: int
+    event_id: int
+    webhook_id: str
+    message_type: str
+    payload: str
+    content_type: str
+    url: str
+    secret: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    attempt: Attempt
+    status_code: int | None
+    error: str | None
+    retry_after_s: float | None
+    elapsed_ms: float
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def signed_headers(
+    *,
+    secret: str,
+    webhook_id: str,
+    payload: str,
+    at: datetime | None = None,
+    content_type: str = "application/json",
+) -> dict[str, str]:
+    """Standard Webhooks headers. ``secret`` may list several (space-separated): each signs, so a
+    receiver still on the old secret and one already on the new both verify (rotation)."""
+    at = at or datetime.now(UTC)
+    signatures = " ".join(
+        Webhook(one).sign(msg_id=webhook_id, timestamp=at, data=payload) for one in secret.split()
+    )
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": signatures,
+        "content-type": content_type,
+        "user-agent": "citywatch-gateway",
+    }
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def backoff_s(attempts: int, options: DeliveryOptions) -> float:
+    """Exponential with 'equal jitter': half fixed, half random, so retries of many events spread out."""
+    ceiling = min(options.max_delay_s, options.base_delay_s * 2 ** max(0, attempts - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class DispatchWorker:
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        read_session_factory: sessionmaker[Session] | None = None,
+        options: DeliveryOptions | None = None,
+    ) -> None:
+        self._sessions = session_factory
+        self._read_sessions = read_session_factory or session_factory
+        self._options = options or DeliveryOptions()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dispatch-worker", daemon=True)
+        self._http = httpx.Client(timeout=self._options.timeout_s)
+        self._pool = ThreadPoolExecutor(
+            max_workers=self._options.concurrency, thread_name_prefix="dispatch-post"
+        )
+        self.delivered = 0
+        self.failed_attempts = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._http.close()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()  # before the round: a wake-up during it makes the wait below return at once
+            try:
+                wait_s = self.deliver_due()
+            except Exception as exc:
+                log.exception("dispatch round failed; retrying")
+                self.last_error = repr(exc)
+                wait_s = self._options.idle_poll_s
+            if wait_s > 0:
+                self._wake.wait(wait_s)
+
+    def deliver_due(self) -> float:
+        """Send every due head-of-line row once; returns how long to wait before the next round."""
+        now = utcnow()
+        attempts, next_due = self._due_heads(now)
+        if not attempts:
+            return (
+                self._options.idle_poll_s
+                if next_due is None
+                else min(self._options.idle_poll_s, max(0.0, (next_due - now).total_seconds()))
+            )
+        results = list(self._pool.map(self._post, attempts))
+        self._record(results)
+        return 0.0
+
+    def _due_heads(self, now: datetime) -> tuple[list[Attempt], datetime | None]:
+        with self._read_sessions() as session:
+            rows = session.execute(
+                select(OutboxMessage, WebhookEndpoint)
+                .join(WebhookEndpoint, OutboxMessage.endpoint_id == WebhookEndpoint.id)
+                .where(OutboxMessage.status == OutboxStatus.PENDING, WebhookEndpoint.enabled.is_(True))
+                .order_by(OutboxMessage.id)
+                .limit(self._options.scan_limit)
+            )
+            seen: set[tuple[int, int]] = set()
+            due: list[Attempt] = []
+            next_due: datetime | None = None
+            for row, endpoint in rows:
+                key = (row.endpoint_id, row.event_id)
+                if key in seen:
+                    continue  # an earlier notification of this event is still pending: keep the order
+                seen.add(key)
+                if row.next_attempt_at > now:
+                    next_due = row.next_attempt_at if next_due is None else min(next_due, row.next_attempt_at)
+                    continue
+                due.append(
+                    Attempt(
+                        row_id=row.id,
+                        endpoint_id=endpoint.id,
+                        event_id=row.event_id,
+                        webhook_id=row.webhook_id,
+                        message_type=row.message_type,
+                        payload=row.payload,
+                        content_type=row.content_type,
+                        url=endpoint.url,
+                        secret=endpoint.secret,
+                        attempts=row.attempts,
+                    )
+                )
+        return due, next_due
+
+    def _post(self, attempt: Attempt) -> AttemptResult:
+        started = time.perf_counter()
+        headers = signed_headers(
+            secret=attempt.secret,
+            webhook_id=attempt.webhook_id,
+            payload=attempt.payload,
+            content_type=attempt.content_type,
+        )
+        try:
+            response = self._http.post(attempt.url, content=attempt.payload.encode(), headers=headers)
+        except httpx.HTTPError as exc:
+            return AttemptResult(attempt, None, f"{type(exc).__name__}: {exc}", None, _ms_since(started))
+        error = None if response.is_success else f"HTTP {response.status_code}: {response.text[:200]}"
+        return AttemptResult(
+            attempt,
+            response.status_code,
+            error,
+            parse_retry_after(response.headers.get("retry-after")),
+            _ms_since(started),
+        )
+
+    def _record(self, results: list[AttemptResult]) -> None:
+        now = utcnow()
+        with self._sessions() as session, session.begin():
+            for result in results:
+                row = session.get(OutboxMessage, result.attempt.row_id)
+                if row is None or row.status != OutboxStatus.PENDING:
+                    continue
+                row.attempts += 1
+                attempt = result.attempt
+                if result.delivered:
+                    row.status, row.delivered_at, row.last_error = OutboxStatus.DELIVERED, now, None
+                    self.delivered += 1
+                    _audit_push(session, attempt, at=now, note=f"delivered (attempt {row.attempts})")
+                    log.info(
+                        "delivered %s of event %d to %s (%s, attempt %d, %.0f ms)",
+                        attempt.message_type,
+                        attempt.event_id,
+                        attempt.url,
+                        attempt.webhook_id,
+                        row.attempts,
+                        result.elapsed_ms,
+                    )
+                    continue
+                self.failed_attempts += 1
+                self.last_error = row.last_error = (result.error or "")[:1000]
+                if result.status_code == 410:
+                    endpoint = session.get(WebhookEndpoint, attempt.endpoint_id)
+                    if endpoint is not None and endpoint.enabled:
+                        endpoint.enabled = False
+                        endpoint.disabled_reason = f"answered 410 Gone at {now.isoformat()}"
+                        log.error(
+                            "endpoint %s answered 410 Gone: disabled, its notifications wait", attempt.url
+                        )
+                    continue
+                if now - row.created_at > timedelta(seconds=self._options.give_up_after_s):
+                    row.status = OutboxStatus.FAILED
+                    _audit_push(session, attempt, at=now, note=f"gave up after {row.attempts} attempts")
+                    log.error(
+                        "gave up delivering %s of event %d: %s",
+                        attempt.webhook_id,
+                        attempt.event_id,
+                        row.last_error,
+                    )
+                    continue
+                delay = result.retry_after_s
+                delay = (
+                    backoff_s(row.attempts, self._options)
+                    if delay is None
+                    else min(delay, self._options.max_retry_after_s)
+                )
+                row.next_attempt_at = now + timedelta(seconds=delay)
+                log.warning(
+                    "delivery of event %d to %s failed (%s); retry %d in %.1f s",
+                    attempt.event_id,
+                    attempt.url,
+                    row.last_error,
+                    row.attempts,
+                    delay,
+                )
+
+
+def _audit_push(session: Session, attempt: Attempt, *, at: datetime, note: str) -> None:
+    """Every push is part of the event's audit trail: what went where, and how it ended."""
+    state = session.scalar(select(Event.state).where(Event.id == attempt.event_id)) or ""
+    session.add(
+        EventAudit(
+            event_id=attempt.event_id,
+            at=at,
+            actor="gateway",
+            role="system",
+            action="push",
+            from_status=state,
+            to_status=state,
+            note=f"{attempt.message_type} to {attempt.url} ({attempt.webhook_id}): {note}",
+        )
+    )
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -1,0 +1,102 @@
+"""The escalation loop: overdue events are supervised, then urged on the routing table's schedule."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.events import flows
+from gateway.events.models import Event, sla_view
+from gateway.events.service import policy_of
+from gateway.lifecycle import SYSTEM_ACTOR, TransitionRequest, due_escalations
+from gateway.lifecycle.models import SLA_RUNNING_STATES
+
+log = logging.getLogger("gateway.escalation")
+
+
+class EscalationLoop:
+    """Runs ``run_once`` every ``interval_s`` on its own thread; tests call ``run_once`` directly."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        interval_s: float = 30.0,
+        on_outbox_changed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sessions = session_factory
+        self._interval_s = interval_s
+        self._on_outbox_changed = on_outbox_changed
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.escalations_sent = 0
+        self.last_error: str | None = None
+
+    def run_once(self) -> int:
+        """Record and push every escalation due now (by the policy's clock); returns how many."""
+        with self._sessions() as session, session.begin():
+            policy = policy_of(session)
+            now = policy.clock()
+            overdue = {
+                str(event.id): event
+                for event in session.scalars(
+                    select(Event).where(
+                        Event.state.in_([state.value for state in SLA_RUNNING_STATES]),
+                        Event.deadline.is_not(None),
+                        Event.deadline <= now,
+                    )
+                )
+            }
+            due = due_escalations((sla_view(e) for e in overdue.values()), now=now, policy=policy.escalation)
+            for escalation in due:
+                event = overdue[escalation.event_id]
+                flows.transition(
+                    session=session,
+                    event=event,
+                    request=TransitionRequest(
+                        action=escalation.action,
+                        actor=SYSTEM_ACTOR,
+                        at=now,
+                        note=escalation.audit(at=now).note,
+                    ),
+                )
+                event.escalations_sent = escalation.level
+                event.last_escalated_at = now
+                flows.publish(
+                    session=session,
+                    event=event,
+                    message_type=f"event.{escalation.action.value}",
+                    policy=policy,
+                    at=now,
+                    note=escalation.audit(at=now).note,
+                )
+                log.warning(
+                    "event %s overdue: %s (escalation %d)", event.id, escalation.action, escalation.level
+                )
+        if due:
+            self.escalations_sent += len(due)
+            self._on_outbox_changed()
+        return len(due)
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="escalation", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.run_once()
+                self.last_error = None
+            except Exception as exc:  # a database hiccup: try again next round
+                log.exception("escalation round failed")
+                self.last_error = repr(exc)

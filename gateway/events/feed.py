@@ -1,0 +1,69 @@
+"""CAP 1.2 for readers: ``GET /cap/feed`` (Atom of the latest alerts) and ``GET /events/{id}/cap``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from sqlalchemy import select
+
+from gateway.api.deps import SessionDep
+from gateway.auth.deps import AnyCaller
+from gateway.cap import CAP_MEDIA_TYPE, CapMessage, render_feed
+from gateway.db import utcnow
+from gateway.events.models import EventCapMessage
+
+router = APIRouter(tags=["cap"])
+ATOM_MEDIA_TYPE = "application/atom+xml"
+
+
+def _message(row: EventCapMessage) -> CapMessage:
+    return CapMessage(
+        identifier=row.identifier,
+        sender=row.sender,
+        sent=row.sent,
+        msg_type=row.msg_type,
+        headline=row.headline,
+        xml=row.xml.encode(),
+    )
+
+
+@router.get(
+    "/cap/feed",
+    summary="Atom feed of the latest CAP 1.2 alerts",
+    response_class=Response,
+    responses={200: {"content": {ATOM_MEDIA_TYPE: {}}}},
+)
+def cap_feed(
+    request: Request,
+    _caller: AnyCaller,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> Response:
+    rows = session.scalars(select(EventCapMessage).order_by(EventCapMessage.id.desc()).limit(limit))
+    body = render_feed(
+        [_message(row) for row in rows],
+        feed_url=str(request.url.remove_query_params("limit")),
+        updated=utcnow(),
+    )
+    return Response(body, media_type=ATOM_MEDIA_TYPE)
+
+
+@router.get(
+    "/events/{event_id}/cap",
+    summary="The event's latest CAP 1.2 message",
+    response_class=Response,
+    responses={200: {"content": {CAP_MEDIA_TYPE: {}}}, 404: {"description": "No such event"}},
+)
+def event_cap(
+    event_id: Annotated[int, Path(ge=1, le=2**31 - 1)], _caller: AnyCaller, session: SessionDep
+) -> Response:
+    row = session.scalars(
+        select(EventCapMessage)
+        .where(EventCapMessage.event_id == event_id)
+        .order_by(EventCapMessage.sequence.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"event {event_id} does not exist")
+    return Response(row.xml, media_type=CAP_MEDIA_TYPE)

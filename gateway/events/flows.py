@@ -1,0 +1,143 @@
+"""Every change of an event goes through here: the lifecycle transition, its audit record, the push.
+
+``transition`` applies one lifecycle request to an event row (state, department, SLA fields) and
+appends the audit record; ``annotate`` appends a record that changes nothing else; ``publish``
+renders the event's next CAP 1.2 message (kept for the feed and later references) and queues the
+push to the responsible department's endpoints, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.cap.models import CapReference, cap_change, view_of
+from gateway.cap.render import render_alert
+from gateway.dispatch import service as dispatch_service
+from gateway.events.models import Event, EventAudit, EventCapMessage
+from gateway.events.policy import EventPolicy
+from gateway.lifecycle import (
+    Action,
+    AuditRecord,
+    EventState,
+    TransitionOutcome,
+    TransitionRequest,
+    WorkItem,
+    apply_transition,
+)
+
+log = logging.getLogger("gateway.events")
+
+
+def record(*, session: Session, event: Event, audit: AuditRecord) -> None:
+    """Append one audit line (the event must be flushed, so it has an id)."""
+    session.add(
+        EventAudit(
+            event_id=event.id,
+            at=audit.at,
+            actor=audit.actor,
+            role=audit.role,
+            action=audit.action,
+            from_status=audit.from_state.value,
+            to_status=audit.to_state.value,
+            note=audit.note or "",
+        )
+    )
+
+
+def annotate(
+    *, session: Session, event: Event, action: str, actor: str, role: str, at: datetime, note: str = ""
+) -> None:
+    """An audit line that changes no state (device updates, pushes)."""
+    state = EventState(event.state)
+    record(
+        session=session,
+        event=event,
+        audit=AuditRecord(
+            action=action, actor=actor, role=role, at=at, from_state=state, to_state=state, note=note
+        ),
+    )
+
+
+def transition(*, session: Session, event: Event, request: TransitionRequest) -> TransitionOutcome:
+    """Apply ``request`` (raises ``TransitionRefused``), update the row's lifecycle fields, audit it."""
+    outcome = apply_transition(
+        item=WorkItem(state=EventState(event.state), department=event.department), request=request
+    )
+    event.state, event.department = outcome.state, outcome.department
+    at = request.at
+    if outcome.deadline is not None:  # (re-)dispatched or queued in triage: a new SLA clock
+        event.dispatched_at, event.deadline = at, outcome.deadline
+        event.escalations_sent, event.last_escalated_at = 0, None
+    action = request.action
+    if action is Action.RESOLVE:
+        event.resolved_at = at
+    elif action is Action.CLOSE:
+        event.closed_at, event.rating = at, outcome.rating
+    elif action in (Action.REOPEN, Action.RERAISE):
+        event.resolved_at = event.closed_at = None
+    elif action is Action.RETURN_TO_TRIAGE:
+        event.rule_id = None
+    if action is not Action.SUPERVISE and action is not Action.URGE:
+        event.updated_at = at
+    record(session=session, event=event, audit=outcome.audit)
+    log.info(
+        "event %s: %s by %s (%s -> %s)",
+        event.id,
+        action.value,
+        request.actor.name,
+        outcome.audit.from_state.value,
+        outcome.state.value,
+    )
+    return outcome
+
+
+def publish(
+    *,
+    session: Session,
+    event: Event,
+    message_type: str,
+    policy: EventPolicy,
+    at: datetime,
+    note: str | None = None,
+) -> None:
+    """Render the next CAP message of the event and queue the push to its department's endpoints."""
+    session.flush()
+    previous = list(
+        session.scalars(
+            select(EventCapMessage)
+            .where(EventCapMessage.event_id == event.id)
+            .order_by(EventCapMessage.sequence)
+        )
+    )
+    message = render_alert(
+        view_of(event, state=event.state, department=event.department),
+        change=cap_change(first_message=not previous, state=event.state),
+        sent=at,
+        sequence=len(previous),
+        previous=[
+            CapReference(sender=row.sender, identifier=row.identifier, sent=row.sent) for row in previous
+        ],
+        note=note,
+        options=policy.cap,
+    )
+    xml = message.xml.decode()
+    session.add(
+        EventCapMessage(
+            event_id=event.id,
+            sequence=len(previous),
+            identifier=message.identifier,
+            sender=message.sender,
+            sent=message.sent,
+            msg_type=message.msg_type,
+            headline=message.headline[:200],
+            xml=xml,
+        )
+    )
+    if event.department is not None:
+        dispatch_service.enqueue(
+            session=session, event=event, message_type=message_type, cap_xml=xml, policy=policy, at=at
+        )

@@ -1,0 +1,496 @@
+"""Event operations: device conditions through de-duplication, routing and dispatch; queries; callbacks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from citywatch.protocol.messages import EventMessage, EventPhase, EventType, Severity
+from gateway.auth.roles import Role
+from gateway.db import utcnow
+from gateway.devices.models import Device
+from gateway.events import flows
+from gateway.events.models import Event, EventAudit, EventRevision
+from gateway.events.policy import EVENT_POLICY_KEY, EventPolicy, default_routing
+from gateway.lifecycle import (
+    SYSTEM_ACTOR,
+    Action,
+    Actor,
+    DedupAction,
+    EventState,
+    KnownEvent,
+    RaisedCondition,
+    RefusalCode,
+    TransitionRefused,
+    TransitionRequest,
+)
+from gateway.lifecycle.flows import Area, dispatch_request, plan_raised_condition
+from gateway.lifecycle.models import FINISHED_STATES
+from gateway.routing.service import route
+
+# Webhook types of the changes a department hears about; lifecycle actions are "event.<action>".
+CREATED, UPDATED, CLEARED = "event.created", "event.updated", "event.cleared"
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"  # merged into an open event, re-raised, or a repeat recorded
+    CLEARED = "cleared"
+    DUPLICATE = "duplicate"  # (event_id, seq) already applied: a QoS 1 redelivery or a replay
+    STALE = "stale"  # older than a revision already applied
+
+
+def policy_of(session: Session) -> EventPolicy:
+    """The gateway puts its policy in every session's ``info`` (runner); a bare session gets the default."""
+    policy = session.info.get(EVENT_POLICY_KEY)
+    if isinstance(policy, EventPolicy):
+        return policy
+    return EventPolicy(routing=default_routing())
+
+
+def _higher(a: str, b: str) -> str:
+    return a if Severity(a).rank >= Severity(b).rank else b
+
+
+def apply_device_event(
+    *, session: Session, device: Device, message: EventMessage
+) -> tuple[Outcome, Event | None]:
+    """Apply one device event message; idempotent on (device, event_id, seq)."""
+    policy = policy_of(session)
+    now = policy.clock()
+    applied = session.execute(
+        select(EventRevision.event_id, func.max(EventRevision.seq))
+        .where(EventRevision.device_id == device.id, EventRevision.device_event_id == message.event_id)
+        .group_by(EventRevision.event_id)
+    ).first()
+    if applied is not None:  # a later message of a condition this gateway already knows
+        event_pk, max_seq = applied
+        if message.seq == max_seq or session.scalar(
+            select(EventRevision.id).where(
+                EventRevision.device_id == device.id,
+                EventRevision.device_event_id == message.event_id,
+                EventRevision.seq == message.seq,
+            )
+        ):
+            return Outcome.DUPLICATE, None
+        if message.seq < max_seq:
+            return Outcome.STALE, None
+        event = session.get(Event, event_pk)
+        assert event is not None
+        if event.cleared_at is not None and event.device_event_id == message.event_id:
+            return Outcome.STALE, None  # the condition already ended; nothing after the end counts
+        _merge_message(event, message)
+        _record_revision(session=session, event=event, message=message)
+        outcome = Outcome.UPDATED
+        if message.phase is not EventPhase.END:
+            flows.annotate(
+                session=session, event=event, action="updated", actor=device.id, role="device", at=now
+            )
+            flows.publish(session=session, event=event, message_type=UPDATED, policy=policy, at=now)
+    else:
+        outcome, event = raise_condition(
+            session=session,
+            device=device,
+            event_type=message.type,
+            severity=message.severity,
+            confidence=message.confidence,
+            details=dict(message.details),
+            snapshot_id=message.snapshot_id,
+            device_event_id=message.event_id,
+            seq=message.seq,
+            started_at=message.started_at,
+            seen_at=message.ts,
+            actor=device.id,
+        )
+        _record_revision(session=session, event=event, message=message)
+    if message.phase is EventPhase.END:
+        clear_condition(session=session, event=event, at=message.ts, note="condition cleared on the device")
+        outcome = Outcome.CLEARED
+    return outcome, event
+
+
+def raise_condition(
+    *,
+    session: Session,
+    device: Device,
+    event_type: str,
+    severity: Severity,
+    confidence: float,
+    details: dict[str, Any],
+    device_event_id: str,
+    started_at: datetime,
+    seen_at: datetime,
+    actor: str,
+    snapshot_id: str | None = None,
+    seq: int = 0,
+) -> tuple[Outcome, Event]:
+    """A condition is (newly) raised: de-duplicate, route, dispatch and push in the caller's transaction."""
+    policy = policy_of(session)
+    now = policy.clock()
+    window_start = seen_at - policy.suppression_window
+    candidates = session.scalars(
+        select(Event).where(
+            Event.device_id == device.id,
+            Event.type == event_type,
+            or_(Event.state.not_in([s.value for s in FINISHED_STATES]), Event.last_device_ts >= window_start),
+        )
+    ).all()
+    plan = plan_raised_condition(
+        condition=RaisedCondition(
+            device_id=device.id, event_type=event_type, severity=Severity(severity), seen_at=seen_at
+        ),
+        known=[_known(event) for event in candidates],
+        area=Area(site=device.site, grid=device.grid, town=device.town),
+        table=policy.routing,
+        suppression_window=policy.suppression_window,
+        now=now,
+    )
+    decision = plan.decision
+    if decision.action is DedupAction.NEW:
+        event = Event(
+            device_id=device.id,
+            site=device.site,
+            type=event_type,
+            severity=severity,
+            confidence=confidence,
+            state=EventState.NEW,
+            details=details,
+            snapshot_id=snapshot_id,
+            device_event_id=device_event_id,
+            last_seq=seq,
+            revisions=1,
+            started_at=started_at,
+            last_device_ts=seen_at,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(event)
+        session.flush()
+        flows.annotate(session=session, event=event, action="created", actor=actor, role="device", at=now)
+        outcome = Outcome.CREATED
+    else:
+        event = next(e for e in candidates if str(e.id) == decision.event_id)
+        event.severity = decision.severity or event.severity
+        event.confidence = max(event.confidence, confidence)
+        event.details = details
+        event.snapshot_id = snapshot_id or event.snapshot_id
+        event.device_event_id, event.last_seq = device_event_id, seq
+        event.revisions = decision.count
+        event.last_device_ts = decision.last_seen or event.last_device_ts
+        event.updated_at = now
+        if event.cleared_at is not None and decision.action is DedupAction.MERGE:
+            flows.transition(
+                session=session,
+                event=event,
+                request=TransitionRequest(
+                    action=Action.CONDITION_RETURNED,
+                    actor=SYSTEM_ACTOR,
+                    at=now,
+                    note="the condition came back before the work item was finished",
+                ),
+            )
+        event.cleared_at = None
+        outcome = Outcome.UPDATED
+    if plan.route is not None and plan.route.rule_id is not None:
+        event.rule_id = plan.route.rule_id
+    for request in plan.requests:
+        flows.transition(session=session, event=event, request=request)
+    if plan.triage_deadline is not None:
+        event.dispatched_at, event.deadline = now, plan.triage_deadline
+    if plan.push is not None and event.department is not None:
+        message_type = CREATED if outcome is Outcome.CREATED else UPDATED
+        flows.publish(session=session, event=event, message_type=message_type, policy=policy, at=now)
+    elif outcome is Outcome.CREATED:
+        flows.publish(session=session, event=event, message_type=CREATED, policy=policy, at=now)  # feed only
+    return outcome, event
+
+
+def clear_condition(*, session: Session, event: Event, at: datetime, note: str) -> None:
+    """The device reports the condition over: recorded and pushed; the work item stays as it is."""
+    policy = policy_of(session)
+    now = policy.clock()
+    event.cleared_at = at
+    event.updated_at = now
+    flows.transition(
+        session=session,
+        event=event,
+        request=TransitionRequest(action=Action.CONDITION_CLEARED, actor=SYSTEM_ACTOR, at=now, note=note),
+    )
+    flows.publish(session=session, event=event, message_type=CLEARED, policy=policy, at=now)
+
+
+def _known(event: Event) -> KnownEvent:
+    return KnownEvent(
+        event_id=str(event.id),
+        device_id=event.device_id,
+        event_type=event.type,
+        state=EventState(event.state),
+        severity=Severity(event.severity),
+        count=event.revisions,
+        last_seen=event.last_device_ts,
+    )
+
+
+def _merge_message(event: Event, message: EventMessage) -> None:
+    event.severity = _higher(event.severity, message.severity)
+    event.confidence = max(event.confidence, message.confidence)
+    event.details = dict(message.details)
+    event.snapshot_id = message.snapshot_id or event.snapshot_id
+    event.device_event_id = message.event_id
+    event.last_seq = message.seq
+    event.revisions += 1
+    event.last_device_ts = max(event.last_device_ts, message.ts)
+    event.updated_at = utcnow()
+
+
+def _record_revision(*, session: Session, event: Event, message: EventMessage) -> None:
+    session.add(
+        EventRevision(
+            event_id=event.id,
+            device_id=event.device_id,
+            device_event_id=message.event_id,
+            seq=message.seq,
+            phase=message.phase,
+            severity=message.severity,
+            device_ts=message.ts,
+        )
+    )
+
+
+class EventNotFound(LookupError):
+    pass
+
+
+def get(*, session: Session, event_id: int) -> Event:
+    event = session.get(Event, event_id)
+    if event is None:
+        raise EventNotFound(f"event {event_id} does not exist")
+    return event
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    state: str | None = None
+    type: str | None = None
+    device_id: str | None = None
+    site: str | None = None
+    department: str | None = None
+    since: datetime | None = None
+
+
+def list_page(*, session: Session, filters: EventFilter, offset: int, limit: int) -> tuple[list[Event], int]:
+    query = select(Event)
+    if filters.state is not None:
+        query = query.where(Event.state == filters.state)
+    if filters.type is not None:
+        query = query.where(Event.type == filters.type)
+    if filters.device_id is not None:
+        query = query.where(Event.device_id == filters.device_id)
+    if filters.site is not None:
+        query = query.where(Event.site == filters.site)
+    if filters.department is not None:
+        query = query.where(Event.department == filters.department)
+    if filters.since is not None:
+        query = query.where(Event.updated_at >= filters.since)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    items = session.scalars(query.order_by(Event.id.desc()).offset(offset).limit(limit))
+    return list(items), total
+
+
+def audit_trail(*, session: Session, event_id: int) -> list[EventAudit]:
+    return list(
+        session.scalars(select(EventAudit).where(EventAudit.event_id == event_id).order_by(EventAudit.id))
+    )
+
+
+# Callback actions and the webhook type each pushes. DISPATCH after a rejection is new to its department.
+CALLBACK_ACTIONS: Sequence[Action] = (
+    Action.DISPATCH,
+    Action.ACCEPT,
+    Action.ASSIGN,
+    Action.START,
+    Action.RESOLVE,
+    Action.CLOSE,
+    Action.REOPEN,
+    Action.REJECT,
+    Action.CANCEL,
+)
+
+
+def act(
+    *,
+    session: Session,
+    event_id: int,
+    action: Action,
+    actor: Actor,
+    note: str | None = None,
+    rating: int | None = None,
+    department: str | None = None,
+    assignee: str | None = None,
+) -> Event:
+    """A person or the dispatch centre moves an event through its lifecycle (raises ``TransitionRefused``)."""
+    policy = policy_of(session)
+    now = policy.clock()
+    event = get(session=session, event_id=event_id)
+    if action is Action.DISPATCH:
+        request = _dispatch(
+            session=session, event=event, policy=policy, department=department, actor=actor, at=now, note=note
+        )
+    elif action is Action.ASSIGN:
+        if not assignee:
+            raise TransitionRefused(RefusalCode.NOTE_REQUIRED, "assign needs an assignee")
+        text = f"assigned to {assignee}" + (f": {note}" if note else "")
+        request = TransitionRequest(action=action, actor=actor, at=now, note=text)
+    else:
+        request = TransitionRequest(action=action, actor=actor, at=now, note=note, rating=rating)
+    flows.transition(session=session, event=event, request=request)
+    if action is Action.ASSIGN:
+        event.assignee = assignee
+    flows.publish(session=session, event=event, message_type=f"event.{action.value}", policy=policy, at=now)
+    if action is Action.REJECT:
+        _reroute(session=session, event=event, policy=policy, department=department, by=actor, at=now)
+    return event
+
+
+def _dispatch(
+    *,
+    session: Session,
+    event: Event,
+    policy: EventPolicy,
+    department: str | None,
+    actor: Actor,
+    at: datetime,
+    note: str | None,
+) -> TransitionRequest:
+    """Routing by hand: the SLA comes from the rule that would send this event to that department."""
+    if department is None:
+        raise TransitionRefused(RefusalCode.DEPARTMENT_REQUIRED, "dispatch needs a target department")
+    device = session.get(Device, event.device_id)
+    area = Area(site=event.site, grid=device.grid if device else None, town=device.town if device else None)
+    try:
+        return dispatch_request(
+            table=policy.routing,
+            event_type=event.type,
+            severity=Severity(event.severity),
+            area=area,
+            department=department,
+            actor=actor,
+            at=at,
+            note=note,
+        )
+    except ValueError as exc:  # a department the routing table does not know
+        known = ", ".join(d.id for d in policy.routing.departments)
+        raise TransitionRefused(RefusalCode.DEPARTMENT_REQUIRED, f"{exc}; departments are: {known}") from None
+
+
+def _reroute(
+    *, session: Session, event: Event, policy: EventPolicy, department: str | None, by: Actor, at: datetime
+) -> None:
+    """A rejected event goes where the rejecting side says, else back to the triage queue."""
+    if department is not None:
+        request = _dispatch(
+            session=session,
+            event=event,
+            policy=policy,
+            department=department,
+            actor=SYSTEM_ACTOR,
+            at=at,
+            note=f"re-routed to {department} as {by.name} suggested",
+        )
+        flows.transition(session=session, event=event, request=request)
+        event.rule_id = None
+        flows.publish(session=session, event=event, message_type=CREATED, policy=policy, at=at)
+        return
+    triage = route(policy.routing, event_type="__none__", severity=Severity(event.severity))
+    flows.transition(
+        session=session,
+        event=event,
+        request=TransitionRequest(
+            action=Action.RETURN_TO_TRIAGE,
+            actor=SYSTEM_ACTOR,
+            at=at,
+            note="returned as not theirs: waits in the triage queue for a dispatcher",
+            resolve_within=triage.resolve_within,
+        ),
+    )
+
+
+def acknowledge(*, session: Session, event_id: int, by: str, note: str) -> Event:
+    """The interim acknowledgement (issue 2's route) is the lifecycle's accept, by a dispatcher."""
+    return act(
+        session=session,
+        event_id=event_id,
+        action=Action.ACCEPT,
+        actor=Actor(name=by, role=Role.DISPATCHER),
+        note=note or None,
+    )
+
+
+def count(*, session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Event)) or 0
+
+
+def active_since(*, session: Session, since: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(Event).where(Event.created_at >= since)) or 0
+
+
+GATEWAY_ACTOR = "gateway"
+
+
+def raise_gateway_event(
+    *,
+    session: Session,
+    device: Device,
+    event_type: EventType,
+    severity: Severity,
+    details: dict[str, Any],
+    at: datetime | None = None,
+) -> Event | None:
+    """Raise a condition the gateway itself sees about a device (``device_offline``).
+
+    It goes through the same de-duplication, routing, audit and outbox as device events. Returns
+    None when (device, type) already has an event whose condition is active: raised once, not on
+    every check.
+    """
+    active = session.scalars(
+        select(Event).where(
+            Event.device_id == device.id, Event.type == event_type, Event.cleared_at.is_(None)
+        )
+    ).first()
+    if active is not None:
+        return None
+    at = at or utcnow()
+    _, event = raise_condition(
+        session=session,
+        device=device,
+        event_type=event_type,
+        severity=severity,
+        confidence=1.0,
+        details=dict(details),
+        device_event_id=f"gw-{event_type}-{int(at.timestamp())}"[:64],
+        started_at=at,
+        seen_at=at,
+        actor=GATEWAY_ACTOR,
+    )
+    return event
+
+
+def end_gateway_event(
+    *, session: Session, device: Device, event_type: EventType, note: str, at: datetime | None = None
+) -> Event | None:
+    """The gateway-raised condition of (device, type) is over (the device is heard from again)."""
+    event = session.scalars(
+        select(Event).where(
+            Event.device_id == device.id, Event.type == event_type, Event.cleared_at.is_(None)
+        )
+    ).first()
+    if event is None:
+        return None
+    clear_condition(session=session, event=event, at=at or utcnow(), note=note)
+    return event

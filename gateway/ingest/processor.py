@@ -1,0 +1,178 @@
+"""Store one batch of decoded messages: telemetry in the store, presence and events in one transaction."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from citywatch.protocol.codec import Decoded
+from citywatch.protocol.messages import (
+    AckMessage,
+    EventMessage,
+    SnapshotMessage,
+    StateMessage,
+    TelemetryMessage,
+)
+from gateway.db import utcnow
+from gateway.devices import service as devices_service
+from gateway.devices.models import Device
+from gateway.devices.service import DeviceDirectory
+from gateway.events import service as events_service
+from gateway.ingest.stats import IngestStats, RateLimitedLog
+from gateway.telemetry.base import TelemetryPoint, TelemetryStore
+
+log = logging.getLogger("gateway.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A decoded MQTT message waiting for storage; ``mid``/``qos`` are what gets acked."""
+
+    decoded: Decoded
+    mid: int
+    qos: int
+
+
+@dataclass(slots=True)
+class BatchResult:
+    accepted: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
+    telemetry: int = 0
+    outbox_changed: bool = False
+
+
+class BatchProcessor:
+    """Runs on the ingest writer thread only."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        store: TelemetryStore,
+        directory: DeviceDirectory,
+        stats: IngestStats,
+        refusals: RateLimitedLog,
+        snapshot_dir: Path,
+    ) -> None:
+        self._sessions = session_factory
+        self._store = store
+        self._directory = directory
+        self._stats = stats
+        self._refusals = refusals
+        self._snapshot_dir = snapshot_dir
+        self._last_seen: dict[str, datetime] = {}
+        self._now = utcnow()
+
+    @property
+    def presence_pending(self) -> bool:
+        return bool(self._last_seen)
+
+    def refuse(self, reason: str, detail: str, topic: str) -> None:
+        self._stats.refuse(reason)
+        self._refusals.warning(reason, "refused message on %s: %s: %s", topic, reason, detail)
+
+    def process(self, batch: Sequence[Delivery], *, flush_presence: bool) -> BatchResult:
+        """Store a batch; returns normally only when everything in it is committed (or refused)."""
+        result = BatchResult()
+        self._now = utcnow()
+        known: list[Delivery] = []
+        for delivery in batch:  # registry look-ups happen before the write transaction opens
+            topic = delivery.decoded.topic
+            device = self._directory.lookup(topic.device_id)
+            if device is None:
+                self.refuse("unknown_device", f"device {topic.device_id!r} is not provisioned", str(topic))
+            elif device.site != topic.site:
+                self.refuse(
+                    "site_mismatch",
+                    f"device {topic.device_id!r} is registered at site {device.site!r}, not {topic.site!r}",
+                    str(topic),
+                )
+            else:
+                known.append(delivery)
+
+        points: list[TelemetryPoint] = []
+        transactional: list[Delivery] = []
+        for delivery in known:
+            message = delivery.decoded.message
+            result.accepted[delivery.decoded.topic.channel.value] += 1
+            if isinstance(message, TelemetryMessage):
+                points.append(
+                    TelemetryPoint(
+                        site=delivery.decoded.topic.site,
+                        device_id=message.device_id,
+                        measurement=message.measurement,
+                        ts=message.ts,
+                        fields=message.fields,
+                        tags=message.tags,
+                    )
+                )
+                self._see(message.device_id)
+            elif isinstance(message, StateMessage | EventMessage):
+                transactional.append(delivery)
+            elif isinstance(message, SnapshotMessage):
+                self._save_snapshot(message)
+                self._see(message.device_id)
+            elif isinstance(message, AckMessage):
+                log.info(
+                    "device %s answered %s: ok=%s %s",
+                    message.device_id,
+                    message.cmd_id,
+                    message.ok,
+                    message.message,
+                )
+                self._see(message.device_id)
+
+        if points:
+            self._store.write(points)
+            result.telemetry = len(points)
+        if transactional or (flush_presence and self._last_seen):
+            self._transact(transactional, result)
+        return result
+
+    def _see(self, device_id: str) -> None:
+        # Gateway time, not the device's: replays carry old device times and device clocks drift.
+        self._last_seen[device_id] = self._now
+
+    def _transact(self, deliveries: Sequence[Delivery], result: BatchResult) -> None:
+        with self._sessions() as session, session.begin():
+            for delivery in deliveries:
+                message = delivery.decoded.message
+                device = session.get(Device, delivery.decoded.topic.device_id)
+                assert device is not None  # checked by the directory; devices are never deleted
+                if isinstance(message, StateMessage):
+                    devices_service.apply_state(session=session, device=device, state=message)
+                    self._see(message.device_id)
+                elif isinstance(message, EventMessage):
+                    outcome, _ = events_service.apply_device_event(
+                        session=session, device=device, message=message
+                    )
+                    result.events[outcome.value] += 1
+                    result.outbox_changed |= outcome in (
+                        events_service.Outcome.CREATED,
+                        events_service.Outcome.UPDATED,
+                        events_service.Outcome.CLEARED,
+                    )
+                    self._see(message.device_id)
+            devices_service.record_last_seen(session=session, last_seen=self._last_seen)
+        self._last_seen.clear()
+
+    def _save_snapshot(self, message: SnapshotMessage) -> None:
+        try:
+            image = base64.b64decode(message.data_b64, validate=True)
+        except (binascii.Error, ValueError):
+            self.refuse("invalid", "snapshot data_b64 is not base64", message.snapshot_id)
+            return
+        self._snapshot_dir.mkdir(parents=True, exist_ok=True)
+        path = self._snapshot_dir / f"{message.snapshot_id}.jpg"
+        if not path.exists():
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(image)
+            tmp.replace(path)

@@ -1,0 +1,19 @@
+"""Every table of the gateway database, imported once so ``Base.metadata`` is complete."""
+
+from gateway.auth.models import ApiToken
+from gateway.db import Base
+from gateway.devices.models import Device
+from gateway.dispatch.models import OutboxMessage, WebhookEndpoint
+from gateway.events.models import Event, EventAudit, EventCapMessage, EventRevision
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "Device",
+    "Event",
+    "EventAudit",
+    "EventCapMessage",
+    "EventRevision",
+    "OutboxMessage",
+    "WebhookEndpoint",
+]

@@ -1,0 +1,319 @@
+"""One gateway process: MQTT ingest + dispatch worker + REST API, startable in-process.
+
+with GatewayApp(Settings(MQTT_URL=broker.url, DATA_DIR=tmp)) as gateway:
+    gateway.provision(device_id="culvert-1", site="riverside", device_type="culvert")
+    with gateway.session_factory() as session, session.begin():
+        token = create_token(session, name="me", role="viewer").token  # every route needs one
+    httpx.get(f"{gateway.url}/health", headers={"Authorization": f"Bearer {token}"})
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import uvicorn
+from pydantic import ValidationError
+from sqlalchemy import distinct, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from citywatch.mqtt import MqttOptions
+from citywatch.protocol.messages import DeviceType
+from gateway.api.app import create_app
+from gateway.api.deps import Services
+from gateway.cap.models import CapOptions
+from gateway.db import make_engine, make_sessionmaker, migrate, read_sessionmaker, utcnow
+from gateway.devices import service as devices_service
+from gateway.devices.models import DeviceCreate
+from gateway.devices.monitor import PresenceMonitor, PresenceOptions
+from gateway.devices.service import DeviceDirectory
+from gateway.dispatch import service as dispatch_service
+from gateway.dispatch.models import OutboxMessage, OutboxStatus, WebhookEndpoint
+from gateway.dispatch.worker import DeliveryOptions, DispatchWorker
+from gateway.events.escalation import EscalationLoop
+from gateway.events.models import Event
+from gateway.events.policy import EVENT_POLICY_KEY, EventPolicy, default_routing
+from gateway.ingest.consumer import IngestOptions, MqttIngest
+from gateway.ingest.processor import BatchProcessor
+from gateway.ingest.stats import IngestStats, RateLimitedLog
+from gateway.routing.service import RoutingConfigError, load_routing
+from gateway.settings import Settings
+from gateway.telemetry.factory import make_telemetry_store
+
+log = logging.getLogger("gateway")
+
+
+class GatewayStartError(RuntimeError):
+    """The gateway cannot start; the message says what to change."""
+
+
+class GatewayApp:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        delivery: DeliveryOptions | None = None,
+        presence: PresenceOptions | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._delivery = delivery or DeliveryOptions(max_delay_s=self.settings.DISPATCH_RETRY_MAX_S)
+        self.engine = make_engine(
+            self.settings.DB_URL, sqlite_busy_timeout_s=self.settings.SQLITE_BUSY_TIMEOUT_S
+        )
+        self.session_factory = make_sessionmaker(self.engine)
+        self.read_session_factory = read_sessionmaker(self.engine)
+        # Every session carries the event policy: routing, suppression window, CAP options, clock.
+        self.event_policy = self._event_policy(clock)
+        for factory in (self.session_factory, self.read_session_factory):
+            factory.configure(info={EVENT_POLICY_KEY: self.event_policy})
+        self.stats = IngestStats()
+        self.store = make_telemetry_store(self.settings)
+        self.directory = DeviceDirectory(self.read_session_factory)
+        self.worker = DispatchWorker(
+            session_factory=self.session_factory,
+            read_session_factory=self.read_session_factory,
+            options=self._delivery,
+        )
+        processor = BatchProcessor(
+            session_factory=self.session_factory,
+            store=self.store,
+            directory=self.directory,
+            stats=self.stats,
+            refusals=RateLimitedLog(logging.getLogger("gateway.ingest")),
+            snapshot_dir=self.settings.DATA_DIR / "snapshots",
+        )
+        self.ingest = MqttIngest(
+            mqtt_options=MqttOptions.from_url(self.settings.MQTT_URL),
+            options=IngestOptions(
+                client_id=self.settings.MQTT_CLIENT_ID,
+                max_payload_bytes=self.settings.MAX_PAYLOAD_BYTES,
+                max_batch=self.settings.INGEST_MAX_BATCH,
+            ),
+            processor=processor,
+            stats=self.stats,
+            on_outbox_changed=self.worker.wake,
+        )
+        self.presence = PresenceMonitor(
+            session_factory=self.session_factory,
+            read_session_factory=self.read_session_factory,
+            offline_after=timedelta(seconds=self.settings.DEVICE_OFFLINE_AFTER_S),
+            options=presence,
+            on_outbox_changed=self.worker.wake,
+        )
+        self.escalation = EscalationLoop(
+            session_factory=self.session_factory,
+            interval_s=self.settings.ESCALATION_INTERVAL_S,
+            on_outbox_changed=self.worker.wake,
+        )
+        self.services = Services(
+            settings=self.settings,
+            session_factory=self.session_factory,
+            read_session_factory=self.read_session_factory,
+            store=self.store,
+            directory=self.directory,
+            ingest_status=self.ingest_status,
+            dispatch_status=self.dispatch_status,
+        )
+        self._server: uvicorn.Server | None = None
+        self._server_thread: threading.Thread | None = None
+        self.port = self.settings.HTTP_PORT
+        self._started = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.HTTP_HOST}:{self.port}"
+
+    def start(self, *, wait_mqtt_s: float = 10.0) -> GatewayApp:
+        """Migrate, then start the dispatch worker, the ingest and the API; waits for the MQTT connection."""
+        sock = self._bind_api()  # first: the failures worth a clear message happen before any thread starts
+        try:
+            migrate(self.engine)
+            self._configure_dispatch()
+        except SQLAlchemyError as exc:
+            sock.close()
+            raise GatewayStartError(
+                f"database {self.engine.url!r} is not usable (CITYWATCH_DB_URL): {exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0]}"
+            ) from exc
+        self.worker.start()
+        self.ingest.start()
+        self.presence.start()
+        self.escalation.start()
+        self._started = True
+        self._serve_api(sock)
+        log.info(
+            "gateway up: API %s, MQTT %s, database %s", self.url, self.settings.MQTT_URL, self.engine.url
+        )
+        if wait_mqtt_s > 0 and not self.ingest.wait_connected(wait_mqtt_s):
+            log.warning("not connected to MQTT %s yet; retrying in the background", self.settings.MQTT_URL)
+        return self
+
+    def stop(self) -> None:
+        """Store and ack what was received, stop delivering, close everything."""
+        if not self._started:
+            return
+        self._started = False
+        self.escalation.stop()
+        self.presence.stop()
+        self.ingest.stop()
+        self.worker.stop()
+        if self._server is not None and self._server_thread is not None:
+            self.api.state.stopping.set()
+            self._server.should_exit = True
+            self._server_thread.join(10)
+        self.store.close()
+        self.engine.dispose()
+        log.info("gateway stopped")
+
+    def __enter__(self) -> GatewayApp:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def provision(
+        self,
+        *,
+        device_id: str,
+        site: str,
+        device_type: DeviceType | str,
+        grid: str | None = None,
+        town: str | None = None,
+        description: str = "",
+    ) -> None:
+        """Register a device unless it already is (what an installer does with ``devices add``)."""
+        device_in = DeviceCreate(
+            id=device_id,
+            site=site,
+            device_type=DeviceType(device_type),
+            grid=grid,
+            town=town,
+            description=description,
+        )
+        with self.session_factory() as session, session.begin():
+            if devices_service.get(session=session, device_id=device_id) is None:
+                devices_service.create(session=session, device_in=device_in)
+
+    def ingest_status(self) -> dict[str, Any]:
+        return {
+            "connected": self.ingest.connected,
+            "writer_alive": self.ingest.writer_alive,
+            "url": self.settings.MQTT_URL,
+            "client_id": self.settings.MQTT_CLIENT_ID,
+            "queue_depth": self.ingest.queue_depth,
+            **self.stats.snapshot(),
+        }
+
+    def dispatch_status(self) -> dict[str, Any]:
+        with self.read_session_factory() as session:
+            endpoints = [
+                {"name": e.name, "url": e.url, "enabled": e.enabled, "disabled_reason": e.disabled_reason}
+                for e in session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id))
+            ]
+        return {
+            "endpoints": endpoints,
+            "delivered_since_start": self.worker.delivered,
+            "failed_attempts_since_start": self.worker.failed_attempts,
+            "last_error": self.worker.last_error,
+        }
+
+    def summary(self) -> dict[str, int]:
+        """The demo's figures: points stored, events raised, events that reached the dispatch centre."""
+        with self.read_session_factory() as session:
+            events_raised = session.scalar(select(func.count()).select_from(Event)) or 0
+            events_delivered = (
+                session.scalar(
+                    select(func.count(distinct(OutboxMessage.event_id))).where(
+                        OutboxMessage.status == OutboxStatus.DELIVERED
+                    )
+                )
+                or 0
+            )
+            webhooks_delivered = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(OutboxMessage.status == OutboxStatus.DELIVERED)
+                )
+                or 0
+            )
+        return {
+            "telemetry_stored": self.store.count(),
+            "events_raised": events_raised,
+            "events_delivered": events_delivered,
+            "webhooks_delivered": webhooks_delivered,
+            "messages_refused": int(self.stats.snapshot()["refused_total"]),
+        }
+
+    def wait_idle(self, timeout_s: float = 10.0) -> bool:
+        """True once nothing is queued for storage (for tests and the demo)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.ingest.queue_depth == 0:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def _event_policy(self, clock: Callable[[], datetime] | None) -> EventPolicy:
+        if self.settings.ROUTING_FILE is not None:
+            try:
+                table = load_routing(self.settings.ROUTING_FILE)
+            except RoutingConfigError as exc:
+                raise GatewayStartError(f"CITYWATCH_ROUTING_FILE: {exc}") from exc
+        else:
+            try:
+                table = default_routing(
+                    dispatch_url=self.settings.DISPATCH_URL, dispatch_secret=self.settings.DISPATCH_SECRET
+                )
+            except ValidationError as exc:  # e.g. a secret too short to sign with
+                problems = "; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())
+                raise GatewayStartError(f"CITYWATCH_DISPATCH_URL / _SECRET: {problems}") from None
+        return EventPolicy(
+            routing=table,
+            suppression_window=timedelta(seconds=self.settings.SUPPRESSION_WINDOW_S),
+            cap=CapOptions(
+                sender=self.settings.CAP_SENDER,
+                sender_name=self.settings.CAP_SENDER_NAME,
+                status=self.settings.CAP_STATUS,
+                web_base_url=self.settings.public_url,
+            ),
+            clock=clock or utcnow,
+        )
+
+    def _configure_dispatch(self) -> None:
+        with self.session_factory() as session, session.begin():
+            dispatch_service.configure_endpoints(session=session, table=self.event_policy.routing)
+
+    def _bind_api(self) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.settings.HTTP_HOST, self.settings.HTTP_PORT))
+        except OSError as exc:
+            sock.close()
+            raise GatewayStartError(
+                f"cannot listen on {self.settings.HTTP_HOST}:{self.settings.HTTP_PORT} ({exc.strerror}); "
+                "choose another CITYWATCH_HTTP_PORT"
+            ) from exc
+        self.port = sock.getsockname()[1]
+        return sock
+
+    def _serve_api(self, sock: socket.socket) -> None:
+        self.api = create_app(self.services)
+        config = uvicorn.Config(self.api, log_level="warning", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._server_thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="gateway-api", daemon=True
+        )
+        self._server_thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            if not self._server_thread.is_alive():
+                raise RuntimeError(f"the API server did not start on {self.url}")
+            time.sleep(0.01)

@@ -1,0 +1,165 @@
+"""Gateway settings from the environment (prefix ``CITYWATCH_``), with defaults for a laptop run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from citywatch.protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
+from gateway.cap.models import CAP_TOKEN_PATTERN, CapStatus
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYWATCH_", extra="forbid")
+
+    MQTT_URL: str = Field(
+        default="mqtt://127.0.0.1:1883", title="MQTT broker", description="mqtt://host:port or mqtts://..."
+    )
+    MQTT_CLIENT_ID: str = Field(
+        default="citywatch-gateway",
+        min_length=1,
+        max_length=64,
+        title="MQTT client id",
+        description="Stable across restarts: the broker keeps this persistent session's queue.",
+    )
+    DATA_DIR: Path = Field(
+        default=Path("./var"), title="Data directory", description="SQLite files live here."
+    )
+    DB_URL: str = Field(
+        default="",
+        title="Database URL",
+        description="SQLAlchemy URL for devices/events/outbox; empty = sqlite:///<DATA_DIR>/citywatch.db. "
+        "PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    HTTP_HOST: str = Field(default="127.0.0.1", title="API host")
+    HTTP_PORT: int = Field(default=8080, ge=0, le=65535, title="API port", description="0 = any free port.")
+    DISPATCH_URL: str = Field(
+        default="",
+        title="Dispatch centre webhook URL",
+        description="Where events are pushed (Standard Webhooks); empty = no push.",
+    )
+    DISPATCH_SECRET: str = Field(
+        default="",
+        title="Dispatch webhook secret",
+        description="Standard Webhooks secret, 'whsec_' + base64; required when DISPATCH_URL is set.",
+    )
+    DISPATCH_RETRY_MAX_S: float = Field(
+        default=60.0,
+        gt=0,
+        title="Longest retry delay",
+        description="Cap of the exponential backoff, seconds.",
+    )
+    TELEMETRY_STORE: Literal["sqlite", "influx"] = Field(
+        default="sqlite",
+        title="Telemetry store",
+        description="sqlite (embedded default) or influx (InfluxDB 2.x, with an on-disk spill).",
+    )
+    INFLUX_URL: str = Field(default="http://127.0.0.1:8086", title="InfluxDB URL")
+    INFLUX_TOKEN: str = Field(default="", title="InfluxDB API token")
+    INFLUX_ORG: str = Field(default="citywatch", title="InfluxDB organisation")
+    INFLUX_BUCKET: str = Field(default="telemetry", title="InfluxDB bucket")
+    INFLUX_BATCH_SIZE: int = Field(default=5000, ge=1, title="Points per InfluxDB write request")
+    INFLUX_SPILL_MAX_MB: int = Field(
+        default=5000,
+        ge=0,
+        title="Largest telemetry spill, MB",
+        description="While InfluxDB is away telemetry waits on disk up to this size (about 100 bytes a "
+        "point); beyond it new telemetry is dropped and counted in /health, so an outage cannot fill the "
+        "disk the event database needs. 0: no limit.",
+    )
+    MAX_PAYLOAD_BYTES: int = Field(
+        default=DEFAULT_MAX_PAYLOAD_BYTES, gt=0, title="Largest accepted MQTT payload, bytes"
+    )
+    DEVICE_OFFLINE_AFTER_S: float = Field(
+        default=600.0,
+        gt=0,
+        title="Silence before a device counts as offline",
+        description="A device not heard from for this long (a will included) is reported 'silent' and "
+        "gets a device_offline event, which ends when it is heard from again.",
+    )
+    SQLITE_BUSY_TIMEOUT_S: float = Field(
+        default=30.0,
+        gt=0,
+        title="SQLite lock wait",
+        description="How long a SQLite write waits for a lock before failing; ingest then retries the batch.",
+    )
+    INGEST_MAX_BATCH: int = Field(
+        default=1000,
+        ge=1,
+        title="Largest ingest batch",
+        description="Messages stored per transaction; keep <= the broker's max_inflight_messages.",
+    )
+
+    ROUTING_FILE: Path | None = Field(
+        default=None,
+        title="Routing table",
+        description="YAML: departments, their webhooks, rules and SLAs (docs/routing.md). None: every event "
+        "goes to one department pushed to DISPATCH_URL.",
+    )
+    SUPPRESSION_WINDOW_S: float = Field(
+        default=600.0,
+        ge=0,
+        title="Suppression window, seconds",
+        description="A condition raised again this soon after its event finished re-opens that event "
+        "instead of a new one.",
+    )
+    ESCALATION_INTERVAL_S: float = Field(
+        default=30.0,
+        gt=0,
+        title="Escalation check interval, seconds",
+        description="How often overdue events are looked for.",
+    )
+
+    PUBLIC_URL: str = Field(
+        default="",
+        title="Public API address",
+        description="Where people reach this gateway, e.g. https://citywatch.district.example; CAP <web> "
+        "links point here. Empty: http://HTTP_HOST:HTTP_PORT.",
+    )
+    CAP_SENDER: str = Field(
+        default="citywatch@example.org",
+        pattern=CAP_TOKEN_PATTERN,
+        title="CAP sender",
+        description="Globally unique CAP <sender>, e.g. the operator's domain or mailbox (no spaces, commas, "
+        "'&' or '<').",
+    )
+    CAP_SENDER_NAME: str = Field(default="citywatch gateway", min_length=1, title="CAP sender name")
+    CAP_STATUS: CapStatus = Field(
+        default="Actual",
+        title="CAP status",
+        description="Actual in service; Exercise or Test for drills, so receivers do not act on them.",
+    )
+
+    @field_validator("DISPATCH_SECRET")
+    @classmethod
+    def _secret_is_standard_webhooks(cls, value: str) -> str:
+        if value and not value.startswith("whsec_"):
+            raise ValueError("DISPATCH_SECRET must look like 'whsec_<base64>' (Standard Webhooks secret)")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.DB_URL:
+            self.DB_URL = f"sqlite:///{self.DATA_DIR / 'citywatch.db'}"
+        if self.DISPATCH_URL and not self.DISPATCH_SECRET:
+            raise ValueError(
+                "CITYWATCH_DISPATCH_URL is set but CITYWATCH_DISPATCH_SECRET is empty: "
+                "webhooks must be signed (generate one with `citywatch sim dispatch-centre --new-secret`)"
+            )
+        return self
+
+    @property
+    def public_url(self) -> str:
+        return (self.PUBLIC_URL or f"http://{self.HTTP_HOST}:{self.HTTP_PORT}").rstrip("/")
+
+    @property
+    def telemetry_db_path(self) -> Path:
+        return self.DATA_DIR / "telemetry.db"
+
+    @property
+    def influx_spill_dir(self) -> Path:
+        """Where points wait, fsynced, while InfluxDB is unreachable."""
+        return self.DATA_DIR / "influx-spill"

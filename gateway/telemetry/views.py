@@ -1,0 +1,60 @@
+"""/devices/{device_id}/telemetry: history of one field for charts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel
+
+from citywatch.protocol.messages import NAME_PATTERN
+from gateway.api.deps import EARLIEST, ServicesDep, SessionDep, check_time
+from gateway.auth.deps import AnyCaller
+from gateway.db import utcnow
+from gateway.devices import service as devices_service
+from gateway.telemetry.base import Aggregation
+
+router = APIRouter(tags=["telemetry"])
+
+
+class HistoryPoint(BaseModel):
+    ts: datetime
+    value: float
+
+
+@router.get(
+    "/devices/{device_id}/telemetry",
+    response_model=list[HistoryPoint],
+    summary="Samples of one field in [start, stop), aggregated per window when window_s is given",
+)
+def telemetry_history(
+    device_id: str,
+    _caller: AnyCaller,
+    session: SessionDep,
+    services: ServicesDep,
+    measurement: Annotated[str, Query(pattern=NAME_PATTERN, examples=["water_level"])],
+    field: Annotated[str, Query(pattern=NAME_PATTERN, examples=["level_cm"])],
+    start: Annotated[datetime | None, Query(description="Default: 24 h before stop")] = None,
+    stop: Annotated[datetime | None, Query(description="Default: now")] = None,
+    window_s: Annotated[
+        float | None, Query(ge=0.001, le=366 * 86_400, description="Aggregation window")
+    ] = None,
+    aggregation: Aggregation = "mean",
+) -> list[HistoryPoint]:
+    if devices_service.get(session=session, device_id=device_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device_id!r} is not provisioned")
+    stop = check_time("stop", stop) or utcnow()
+    start = check_time("start", start) or max(EARLIEST, stop - timedelta(days=1))
+    if start >= stop:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start must be before stop")
+    rows = services.store.history(
+        device_id=device_id,
+        measurement=measurement,
+        field=field,
+        start=start,
+        stop=stop,
+        window=timedelta(seconds=window_s) if window_s else None,
+        aggregation=aggregation,
+    )
+    return [HistoryPoint(ts=row.ts, value=row.value) for row in rows]

@@ -1,0 +1,105 @@
+"""The ingest's paho client: buffered reads and PUBLISH handed straight to on_message.
+
+Real Mosquitto; the publisher is plain paho. Messages cross 64 KiB read chunks (a large payload and
+hundreds of small ones), unacknowledged QoS 1 messages come back after a reconnect.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from citywatch.broker.mosquitto import MosquittoBroker
+from gateway.ingest.client import BufferedReadClient, ReceivedMessage
+from tests.gateway.helpers import Publisher
+from tests.support.polling import wait_until
+
+
+class _Collector:
+    def __init__(self, broker: MosquittoBroker, client_id: str) -> None:
+        self.messages: list[mqtt.MQTTMessage] = []
+        self.subscribed = threading.Event()
+        self.client = BufferedReadClient(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        self.client.on_message = lambda _c, _u, message: self.messages.append(message)
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_connect = self._on_connect
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        assert self.subscribed.wait(10), "no SUBACK from the broker"
+
+    def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
+        client.subscribe("t/#", qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_messages_of_every_kind_arrive_whole(mosquitto: MosquittoBroker) -> None:
+    publisher = Publisher(mosquitto.url)
+    publisher.publish("t/retained", b"kept", retain=True)
+    collector = _Collector(mosquitto, f"test-sub-{uuid.uuid4().hex[:8]}")
+    try:
+        big = bytes(range(256)) * 400  # 100 KiB: spans two read chunks
+        publisher.client.publish("t/zero", b"at most once", qos=0)
+        publisher.publish("t/big", big)
+        for n in range(500):
+            publisher.publish(f"t/small/{n}", str(n).encode())
+        wait_until(lambda: len(collector.messages) >= 503, what="every message")
+        by_topic = {message.topic: message for message in collector.messages}
+        assert all(isinstance(message, ReceivedMessage) for message in collector.messages)
+        assert by_topic["t/retained"].retain and by_topic["t/retained"].payload == b"kept"
+        assert by_topic["t/zero"].qos == 0 and by_topic["t/zero"].payload == b"at most once"
+        assert by_topic["t/big"].qos == 1 and by_topic["t/big"].payload == big
+        assert [by_topic[f"t/small/{n}"].payload for n in range(500)] == [str(n).encode() for n in range(500)]
+        assert all(message.mid > 0 and not message.dup for message in collector.messages if message.qos == 1)
+    finally:
+        collector.close()
+        publisher.close()
+
+
+def test_unacknowledged_messages_come_back_after_a_reconnect(mosquitto: MosquittoBroker) -> None:
+    client_id = f"test-sub-{uuid.uuid4().hex[:8]}"
+    publisher = Publisher(mosquitto.url)
+    collector = _Collector(mosquitto, client_id)
+    try:
+        for n in range(10):
+            publisher.publish(f"t/n/{n}", str(n).encode())
+        wait_until(lambda: len(collector.messages) >= 10, what="ten messages")
+        for message in collector.messages[:4]:
+            collector.client.ack(message.mid, message.qos)
+        wait_until(lambda: collector.client.want_write() is False, what="the acks sent")
+    finally:
+        collector.close()
+    again = _Collector(mosquitto, client_id)
+    try:
+        wait_until(lambda: len(again.messages) >= 6, what="the six unacknowledged messages again")
+        assert sorted(m.payload for m in again.messages) == [str(n).encode() for n in range(4, 10)]
+        assert all(m.dup for m in again.messages)
+    finally:
+        again.close()
+        publisher.close()
+
+
+def test_topic_callbacks_are_refused_rather_than_ignored() -> None:
+    client = BufferedReadClient(mqtt.CallbackAPIVersion.VERSION2, manual_ack=True)
+    with pytest.raises(NotImplementedError):
+        client.message_callback_add("t/#", lambda *_: None)
+
+
+def test_a_truncated_publish_is_a_protocol_error() -> None:
+    client = BufferedReadClient(mqtt.CallbackAPIVersion.VERSION2, manual_ack=True)
+    client.on_message = lambda *_: pytest.fail("a malformed packet must not be delivered")
+    client._in_packet["command"] = mqtt.PUBLISH | 0x02  # QoS 1
+    client._in_packet["packet"] = bytearray(b"\x00\x09t/short")  # topic length past the end
+    assert client._handle_publish() == mqtt.MQTT_ERR_PROTOCOL
