@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 SOURCES := citywatch edge gateway simulators models tests
 
-.PHONY: demo test lint typecheck bench models eval clean install
+.PHONY: demo test test-quick lint typecheck bench models eval clean install
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(VENV)/bin/pytest -q -ra $(PYTEST_ARGS)
+
+# The edit-and-test loop, under a minute: leaves out the tests marked slow (whole-system scenarios,
+# broker restarts, a gateway per test), which `make test` runs.
+test-quick: $(STAMP)
+	$(VENV)/bin/pytest -q -ra -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(VENV)/bin/citywatch bench $(BENCH_ARGS)

@@ -1,5 +1,6 @@
-"""Edge agents: read the sensor, decide on the device, send through the uplink.
+"""What every edge agent shares: the agent for a config's kind, its uplink, its run loop.
 
+Each kind's agent lives with the rest of its code (``edge/culvert/agent.py``, ``edge/vision/agent.py``).
 ``run_agent(config)`` picks the agent class for ``config.kind`` from ``AGENT_CLASSES`` (module:class
 strings, imported on demand so a culvert device never imports the vision stack).
 """
@@ -11,23 +12,17 @@ import logging
 import os
 import signal
 import threading
-import time
-from datetime import datetime
 from typing import Any, Protocol
 
 from citywatch.mqtt import MqttOptions
-from citywatch.protocol.messages import CommandMessage, DeviceType, EventMessage, TelemetryMessage
-from citywatch.protocol.topics import Channel
-from edge.clock import Clock, SystemClock
-from edge.config import AgentConfig, CulvertAgentConfig
-from edge.culvert.analyzer import CulvertAnalyzer
-from edge.sources import Source, open_source
+from citywatch.protocol.messages import DeviceType
+from edge.config import AgentConfig
 from edge.uplink import Uplink
 
 log = logging.getLogger(__name__)
 
 AGENT_CLASSES: dict[str, str] = {
-    "culvert": "edge.agent:CulvertAgent",
+    "culvert": "edge.culvert.agent:CulvertAgent",
     "elevator": "edge.vision.agent:ElevatorAgent",
 }
 
@@ -87,142 +82,3 @@ def uplink_for(config: AgentConfig, on_command: Any = None) -> Uplink:
         reconnect_min_s=config.mqtt.reconnect_min_s,
         reconnect_max_s=config.mqtt.reconnect_max_s,
     )
-
-
-class CulvertAgent:
-    """Culvert water-level agent. Runs in its own thread: ``Agent(config, clock=...).start()`` / ``.stop()``."""
-
-    def __init__(
-        self,
-        config: CulvertAgentConfig,
-        *,
-        clock: Clock | None = None,
-        source: Source | None = None,
-        uplink: Uplink | None = None,
-    ) -> None:
-        self.config = config
-        self.clock = clock or SystemClock()
-        self.origin = self.clock.now()
-        self.source = source or open_source(config, origin=self.origin)
-        self.uplink = uplink or uplink_for(config, self._on_command)
-        self.analyzer = CulvertAnalyzer(config.culvert, device_id=config.device.id)
-        self.events_sent = 0
-        self.telemetry_sent = 0
-        self._stop = threading.Event()
-        self._report_now = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._last_report: datetime | None = None
-        self._last_health: datetime | None = None
-        self._started = time.monotonic()
-        self._last_logged_depth = 0
-
-    @property
-    def device_id(self) -> str:
-        return self.config.device.id
-
-    def start(self) -> CulvertAgent:
-        log.info(
-            "culvert agent %s/%s starting (config %s, sensor %s, outbox %s)",
-            self.config.device.site,
-            self.device_id,
-            self.config.version,
-            self.config.sensor.type,
-            self.config.outbox.path,
-        )
-        self.uplink.start()
-        self._thread = threading.Thread(target=self._loop, name=f"agent-{self.device_id}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, flush_timeout_s: float = 3.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-        self.uplink.stop(flush_timeout_s=flush_timeout_s)
-        self.source.close()
-
-    def _on_command(self, command: CommandMessage) -> tuple[bool, str] | None:
-        if command.command == "report_now":
-            self._report_now.set()
-            return True, "reporting"
-        return None
-
-    def _loop(self) -> None:
-        interval = self.config.culvert.sample_interval_s
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:  # keep sampling: one bad reading must not silence the culvert
-                log.exception("sample failed")
-            if self.clock.wait(interval, self._stop):
-                break
-
-    def tick(self) -> None:
-        """One sample: read, analyse, send events, report when due."""
-        options = self.config.culvert
-        ts = self.clock.now()
-        readings = self.source.read(ts, options.median_window)
-        step = self.analyzer.process(ts, readings)
-        for event in step.events:
-            self._send_event(event)
-        interval = options.wet_interval_s if self.analyzer.is_wet else options.dry_interval_s
-        due = self._last_report is None or (ts - self._last_report).total_seconds() >= interval
-        if step.report_now or due or self._report_now.is_set():
-            self._report_now.clear()
-            self._last_report = ts
-            fields: dict[str, float | int | bool] = {"valid": not step.sample.status.is_fault}
-            if step.sample.level_cm is not None:
-                fields["level_cm"] = round(step.sample.level_cm, 1)
-            if step.sample.distance_mm is not None:
-                fields["distance_mm"] = float(step.sample.distance_mm)
-            if step.rate_cm_per_min is not None:
-                fields["rate_cm_per_min"] = round(step.rate_cm_per_min, 2)
-            self._send_telemetry(ts, "water_level", fields, {"status": step.sample.status.value})
-        health_due = self._last_health is None or (
-            (ts - self._last_health).total_seconds() >= self.config.telemetry.health_interval_s
-        )
-        if health_due:
-            self._last_health = ts
-            self._send_telemetry(
-                ts,
-                "health",
-                {
-                    "uptime_s": round(time.monotonic() - self._started, 1),
-                    "rss_mb": round(rss_mb(), 1),
-                    "outbox_depth": self.uplink.queue_depth,
-                    "outbox_dropped": self.uplink.dropped,
-                    "samples": self.analyzer.samples,
-                    "samples_rejected": self.analyzer.rejected,
-                },
-                {},
-            )
-        depth = self.uplink.queue_depth
-        if depth >= 2 * max(self._last_logged_depth, 50) or (depth == 0 and self._last_logged_depth):
-            log.info("outbox depth %d (connected=%s)", depth, self.uplink.connected)
-            self._last_logged_depth = depth
-
-    def _send_event(self, event: EventMessage) -> None:
-        self.uplink.send(Channel.EVENT, event)
-        self.events_sent += 1
-        log.info(
-            "event %s %s %s seq=%d %s %s",
-            event.type,
-            event.phase,
-            event.severity,
-            event.seq,
-            event.event_id[:8],
-            event.details,
-        )
-
-    def _send_telemetry(
-        self, ts: datetime, measurement: str, fields: dict[str, Any], tags: dict[str, str]
-    ) -> None:
-        message = TelemetryMessage(
-            device_id=self.device_id, ts=ts, measurement=measurement, fields=fields, tags=tags
-        )
-        self.uplink.send(Channel.TELEMETRY, message)
-        self.telemetry_sent += 1
-
-
-Agent = CulvertAgent

@@ -44,11 +44,12 @@ def _run(args: argparse.Namespace) -> int:
     import sqlite3
 
     from edge.agent import run_agent
+    from edge.registry import NoSourceDriver
     from edge.vision.errors import VisionStartError  # stdlib-only module
 
     try:
         return run_agent(config)
-    except VisionStartError as exc:  # missing/corrupt model, unusable video source: say so, no traceback
+    except (VisionStartError, NoSourceDriver) as exc:  # missing model, unusable or unprovided source
         print(f"{args.config}: cannot start: {exc}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:  # serial port missing, outbox directory read-only, ...

@@ -1,8 +1,8 @@
 """One gateway process: MQTT ingest + dispatch worker + REST API, startable in-process.
 
 with GatewayApp(Settings(MQTT_URL=broker.url, DATA_DIR=tmp)) as gateway:
-    gateway.provision(device_id="culvert-1", site="riverside", device_type="culvert")
     with gateway.session_factory() as session, session.begin():
+        devices_service.provision(session=session, device_id="culvert-1", site="riverside", device_type="culvert")
         token = create_token(session, name="me", role="viewer").token  # every route needs one
     httpx.get(f"{gateway.url}/health", headers={"Authorization": f"Bearer {token}"})
 """
@@ -12,31 +12,25 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
-from sqlalchemy import distinct, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from citywatch.mqtt import MqttOptions
-from citywatch.protocol.messages import DeviceType
+from citywatch.polling import wait_until
 from gateway.api.app import create_app
 from gateway.api.deps import Services
 from gateway.cap.models import CapOptions
 from gateway.db import make_engine, make_sessionmaker, migrate, read_sessionmaker, utcnow
-from gateway.devices import service as devices_service
-from gateway.devices.models import DeviceCreate
 from gateway.devices.monitor import PresenceMonitor, PresenceOptions
 from gateway.devices.service import DeviceDirectory
 from gateway.dispatch import service as dispatch_service
-from gateway.dispatch.models import OutboxMessage, OutboxStatus, WebhookEndpoint
 from gateway.dispatch.worker import DeliveryOptions, DispatchWorker
 from gateway.events.escalation import EscalationLoop
-from gateway.events.models import Event
 from gateway.events.policy import EVENT_POLICY_KEY, EventPolicy, default_routing
 from gateway.ingest.consumer import IngestOptions, MqttIngest
 from gateway.ingest.processor import BatchProcessor
@@ -86,7 +80,7 @@ class GatewayApp:
             directory=self.directory,
             stats=self.stats,
             refusals=RateLimitedLog(logging.getLogger("gateway.ingest")),
-            snapshot_dir=self.settings.DATA_DIR / "snapshots",
+            snapshot_dir=self.settings.snapshot_dir,
         )
         self.ingest = MqttIngest(
             mqtt_options=MqttOptions.from_url(self.settings.MQTT_URL),
@@ -177,29 +171,6 @@ class GatewayApp:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def provision(
-        self,
-        *,
-        device_id: str,
-        site: str,
-        device_type: DeviceType | str,
-        grid: str | None = None,
-        town: str | None = None,
-        description: str = "",
-    ) -> None:
-        """Register a device unless it already is (what an installer does with ``devices add``)."""
-        device_in = DeviceCreate(
-            id=device_id,
-            site=site,
-            device_type=DeviceType(device_type),
-            grid=grid,
-            town=town,
-            description=description,
-        )
-        with self.session_factory() as session, session.begin():
-            if devices_service.get(session=session, device_id=device_id) is None:
-                devices_service.create(session=session, device_in=device_in)
-
     def ingest_status(self) -> dict[str, Any]:
         return {
             "connected": self.ingest.connected,
@@ -212,53 +183,13 @@ class GatewayApp:
 
     def dispatch_status(self) -> dict[str, Any]:
         with self.read_session_factory() as session:
-            endpoints = [
-                {"name": e.name, "url": e.url, "enabled": e.enabled, "disabled_reason": e.disabled_reason}
-                for e in session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id))
-            ]
+            endpoints = dispatch_service.endpoint_states(session=session)
         return {
             "endpoints": endpoints,
             "delivered_since_start": self.worker.delivered,
             "failed_attempts_since_start": self.worker.failed_attempts,
             "last_error": self.worker.last_error,
         }
-
-    def summary(self) -> dict[str, int]:
-        """The demo's figures: points stored, events raised, events that reached the dispatch centre."""
-        with self.read_session_factory() as session:
-            events_raised = session.scalar(select(func.count()).select_from(Event)) or 0
-            events_delivered = (
-                session.scalar(
-                    select(func.count(distinct(OutboxMessage.event_id))).where(
-                        OutboxMessage.status == OutboxStatus.DELIVERED
-                    )
-                )
-                or 0
-            )
-            webhooks_delivered = (
-                session.scalar(
-                    select(func.count())
-                    .select_from(OutboxMessage)
-                    .where(OutboxMessage.status == OutboxStatus.DELIVERED)
-                )
-                or 0
-            )
-        return {
-            "telemetry_stored": self.store.count(),
-            "events_raised": events_raised,
-            "events_delivered": events_delivered,
-            "webhooks_delivered": webhooks_delivered,
-            "messages_refused": int(self.stats.snapshot()["refused_total"]),
-        }
-
-    def wait_idle(self, timeout_s: float = 10.0) -> bool:
-        """True once nothing is queued for storage (for tests and the demo)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.ingest.queue_depth == 0:
-                return True
-            time.sleep(0.02)
-        return False
 
     def _event_policy(self, clock: Callable[[], datetime] | None) -> EventPolicy:
         if self.settings.ROUTING_FILE is not None:
@@ -312,8 +243,7 @@ class GatewayApp:
             target=self._server.run, kwargs={"sockets": [sock]}, name="gateway-api", daemon=True
         )
         self._server_thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started and time.monotonic() < deadline:
-            if not self._server_thread.is_alive():
-                raise RuntimeError(f"the API server did not start on {self.url}")
-            time.sleep(0.01)
+        server, thread = self._server, self._server_thread
+        wait_until(lambda: server.started or not thread.is_alive(), timeout_s=10, interval_s=0.01)
+        if not server.started:
+            raise RuntimeError(f"the API server did not start on {self.url}")

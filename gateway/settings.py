@@ -160,6 +160,11 @@ class Settings(BaseSettings):
         return self.DATA_DIR / "telemetry.db"
 
     @property
+    def snapshot_dir(self) -> Path:
+        """Evidence JPEGs, one ``<snapshot_id>.jpg`` each: the ingest writes them, the API serves them."""
+        return self.DATA_DIR / "snapshots"
+
+    @property
     def influx_spill_dir(self) -> Path:
         """Where points wait, fsynced, while InfluxDB is unreachable."""
         return self.DATA_DIR / "influx-spill"

@@ -25,6 +25,8 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from citywatch.polling import wait_until
+
 log = logging.getLogger("citywatch.sim.dispatch")
 
 WEBHOOK_PATHS = frozenset({"/", "/webhook"})
@@ -184,12 +186,7 @@ class DispatchCentreSimulator:
 
     def wait_for(self, count: int, timeout_s: float = 10.0) -> bool:
         """True once at least ``count`` unique webhooks arrived."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if len(self.received()) >= count:
-                return True
-            time.sleep(0.02)
-        return False
+        return bool(wait_until(lambda: len(self.received()) >= count, timeout_s=timeout_s, interval_s=0.02))
 
     # -- request handling (server threads) ------------------------------------------------------
 

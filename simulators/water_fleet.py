@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.agent import CulvertAgent
 from edge.clock import ScaledClock
 from edge.config import CulvertAgentConfig, validate_config_dict
+from edge.culvert.agent import CulvertAgent
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from citywatch.broker.mosquitto import MosquittoBroker, mosquitto_binary
-from tests.edge.vision.elevator_helpers import Collector
+from tests.support.mqtt import Collector
 from tests.support.paths import SHARED_DIR
 
 
@@ -32,7 +32,6 @@ def shared_dir() -> Path:
 
 @pytest.fixture
 def collector(mosquitto: MosquittoBroker) -> Iterator[Collector]:
-    """Subscribes to everything devices publish, decoding (validating) each message."""
-    subscriber = Collector(mosquitto)
-    yield subscriber
-    subscriber.close()
+    """Records everything published on the fixture's Mosquitto (``collector.of(...)`` validates it)."""
+    with Collector(mosquitto.url) as subscriber:
+        yield subscriber

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from citywatch.bench.victoria import VictoriaMetrics, sample_keys
+from citywatch.polling import wait_until
 from gateway.telemetry.base import TelemetryPoint
 from gateway.telemetry.influx import (
     PRECISION,
@@ -276,10 +277,8 @@ def _bench_outage(server: VictoriaMetrics, options: InfluxOptions, run: str) -> 
     spilled = store.spilled_points()
     server.start()
     started = time.perf_counter()
-    while store.spilling:
-        if time.perf_counter() - started > 300:
-            raise TimeoutError(f"the spill was not replayed in 300 s ({store.spilled_points()} points left)")
-        time.sleep(0.01)
+    if not wait_until(lambda: not store.spilling, timeout_s=300, interval_s=0.01):
+        raise TimeoutError(f"the spill was not replayed in 300 s ({store.spilled_points()} points left)")
     replay_elapsed = time.perf_counter() - started  # includes up to one replay_interval_s of waiting
     store.close()
     stored = _stored(server.url, f"{run}-outage")

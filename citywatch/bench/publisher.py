@@ -8,6 +8,7 @@ Prints one JSON line: first/last publish wall times and how many were acknowledg
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import struct
@@ -15,6 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from citywatch.mqtt import MqttOptions
+from citywatch.polling import wait_until
 from citywatch.protocol.messages import TelemetryMessage
 from citywatch.protocol.topics import Channel, Topic
 
@@ -120,13 +122,15 @@ def publish(url: str, messages: list[tuple[str, bytes]], *, rate: float | None =
         sent += len(chunk)
         read_acks(block=False)
     last = time.time()
-    deadline = last + 120
     sock.settimeout(5)
-    while acked < sent and time.time() < deadline:
-        try:
-            read_acks(block=True)
-        except TimeoutError:
-            continue
+
+    def all_acked() -> bool:
+        if acked < sent:
+            with contextlib.suppress(TimeoutError):
+                read_acks(block=True)  # blocks until PUBACKs arrive: no pause between reads
+        return acked >= sent
+
+    wait_until(all_acked, timeout_s=120, interval_s=0)
     acked_at = time.time()
     sock.sendall(b"\xe0\x00")  # DISCONNECT
     sock.close()

@@ -12,7 +12,6 @@ import json
 import shutil
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from citywatch.local_server import LocalServer
+from citywatch.polling import wait_until
 
 
 def victoria_metrics_binary() -> str | None:
@@ -34,6 +34,10 @@ def _task_state(task: Path) -> str | None:
         return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return None  # the thread has gone
+
+
+def _all_stopped(tasks: Path) -> bool:
+    return all(_task_state(task) in ("T", "t", None) for task in tasks.iterdir())
 
 
 ALL_SERIES = '{__name__=~".+"}'
@@ -72,19 +76,19 @@ class VictoriaMetrics(LocalServer):
             stderr=subprocess.STDOUT,
         )
         log_file.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.05)
+        # Stop waiting as soon as it answers, or as soon as it has exited (its log says why).
+        if wait_until(lambda: self._healthy() or not self.running, timeout_s=timeout_s) and self.running:
+            return self
         self.stop(kill=True)
         log = (self.data_dir / "victoria-metrics.log").read_text(errors="replace")
         raise RuntimeError(f"victoria-metrics did not start on port {self.port}: {log[-2000:]}")
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
 
     def pause(self) -> None:
         """SIGSTOP: a hung server that accepts connections and never answers."""
@@ -92,12 +96,7 @@ class VictoriaMetrics(LocalServer):
         self._process.send_signal(signal.SIGSTOP)
         # The signal is asynchronous: wait until every thread is really stopped (Linux /proc).
         tasks = Path(f"/proc/{self._process.pid}/task")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and tasks.exists():
-            states = [_task_state(task) for task in tasks.iterdir()]
-            if all(state in ("T", "t", None) for state in states):
-                return
-            time.sleep(0.01)
+        wait_until(lambda: not tasks.exists() or _all_stopped(tasks), timeout_s=10, interval_s=0.01)
 
     def resume(self) -> None:
         assert self._process is not None, "victoria-metrics is not running"

@@ -6,12 +6,12 @@ import getpass
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from citywatch.local_server import LocalServer, free_port
+from citywatch.polling import wait_until
 
 __all__ = ["MosquittoBroker", "free_port", "mosquitto_binary", "wait_for_port"]
 
@@ -38,15 +38,17 @@ def write_config(data_dir: Path, port: int) -> Path:
     return conf
 
 
+def _accepts_connections(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s")
+    if not wait_until(lambda: _accepts_connections(host, port), timeout_s=timeout_s):
+        raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s}s")
 
 
 @dataclass

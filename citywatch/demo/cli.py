@@ -9,13 +9,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-DEMO_DEVICES = (
-    # (device id, peak depth cm): one critical flood, one warning-level flood, one that stays shallow.
-    ("culvert-riverside-1", 32.0),
-    ("culvert-riverside-2", 18.0),
-    ("culvert-hillside-1", 6.0),
-)
-
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     parser = commands.add_parser(

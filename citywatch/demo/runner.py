@@ -17,16 +17,26 @@ from typing import Any
 import httpx
 
 from citywatch.broker.embedded import start_broker
-from citywatch.demo.cli import DEMO_DEVICES
-from edge.agent import CulvertAgent
+from citywatch.polling import wait_until
 from edge.clock import ScaledClock
+from edge.culvert.agent import CulvertAgent
+from gateway.auth.service import create_token
+from gateway.devices import service as devices_service
+from gateway.dispatch import service as dispatch_service
+from gateway.events import service as events_service
 from gateway.runner import GatewayApp
 from gateway.settings import Settings
 from simulators.dispatch_centre import DispatchCentreSimulator, new_secret
 from simulators.water_fleet import WaterFleetOptions, device_config
 
-log = logging.getLogger("citywatch.demo.cli")
+log = logging.getLogger("citywatch.demo")
 SITE = "riverside"
+DEMO_DEVICES = (
+    # (device id, peak depth cm): one critical flood, one warning-level flood, one that stays shallow.
+    ("culvert-riverside-1", 32.0),
+    ("culvert-riverside-2", 18.0),
+    ("culvert-hillside-1", 6.0),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +110,15 @@ def run_demo(options: DemoOptions) -> int:
     try:
         gateway.start()
         api_token = _admin_token(gateway)
-        for device_id, _peak in DEMO_DEVICES:
-            gateway.provision(
-                device_id=device_id, site=SITE, device_type="culvert", description="demo culvert"
-            )
+        with gateway.session_factory() as session, session.begin():
+            for device_id, _peak in DEMO_DEVICES:
+                devices_service.provision(
+                    session=session,
+                    device_id=device_id,
+                    site=SITE,
+                    device_type="culvert",
+                    description="demo culvert",
+                )
         clock = ScaledClock(speed=options.speed)
         fleet = WaterFleetOptions(
             site=SITE,
@@ -145,8 +160,8 @@ def run_demo(options: DemoOptions) -> int:
     finally:
         for agent in agents:
             agent.stop()
-        gateway.wait_idle(5.0)
-        _drain_dispatch(gateway, dispatch_centre, timeout_s=5.0)
+        wait_until(lambda: gateway.ingest.queue_depth == 0, timeout_s=5.0)  # what arrived is stored
+        wait_until(lambda: _pending_deliveries(gateway) == 0, timeout_s=5.0, interval_s=0.1)
         status = _status(gateway, dispatch_centre, started)
         gateway.stop()
         dispatch_centre.stop()
@@ -168,8 +183,6 @@ def run_demo(options: DemoOptions) -> int:
 
 
 def _status(gateway: GatewayApp, dispatch_centre: DispatchCentreSimulator, started: float) -> DemoStatus:
-    from gateway.events import service as events_service
-
     with gateway.read_session_factory() as session:
         events_raised = events_service.count(session=session)
     received = dispatch_centre.received()
@@ -190,8 +203,6 @@ def _status(gateway: GatewayApp, dispatch_centre: DispatchCentreSimulator, start
 
 def _admin_token(gateway: GatewayApp) -> str:
     """Every API route needs a token; the demo makes one for whoever looks at its API."""
-    from gateway.auth.service import create_token
-
     with gateway.session_factory() as session, session.begin():
         return create_token(session, name="demo", role="admin").token
 
@@ -229,15 +240,6 @@ def _latest_event(gateway: GatewayApp, api_token: str) -> str | None:
     return f"{event.get('type')} {event.get('severity')} at {event.get('device_id')} ({event.get('state') or event.get('status')})"
 
 
-def _drain_dispatch(
-    gateway: GatewayApp, dispatch_centre: DispatchCentreSimulator, *, timeout_s: float
-) -> None:
-    from gateway.dispatch import service as dispatch_service
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        with gateway.read_session_factory() as session:
-            pending = dispatch_service.counts_by_status(session=session).get("pending", 0)
-        if pending == 0:
-            return
-        time.sleep(0.1)
+def _pending_deliveries(gateway: GatewayApp) -> int:
+    with gateway.read_session_factory() as session:
+        return dispatch_service.counts_by_status(session=session).get("pending", 0)

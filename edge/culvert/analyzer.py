@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from citywatch.protocol.messages import EventMessage, EventType, Severity
-from edge.config import CulvertSection
+from edge.culvert.config import CulvertSection
 from edge.culvert.filter import LevelFilter, Sample, SampleStatus
 from edge.events import EventEmitter
 

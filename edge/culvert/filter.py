@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from edge.config import CulvertSection
+from edge.culvert.config import CulvertSection
 
 # Sparse series (a reading every few minutes) repeat a value by chance; a stuck sensor repeats it often.
 STUCK_MIN_SAMPLES = 30

@@ -20,6 +20,7 @@ import numpy as np
 from citywatch.protocol import Channel, CommandMessage, EventType, Severity, TelemetryMessage
 from citywatch.protocol.messages import EbikeDetails
 from edge.config import ElevatorAgentConfig
+from edge.registry import NoSourceDriver
 from edge.vision.actuators import Actuators, make_actuators
 from edge.vision.ebike import Action
 from edge.vision.errors import VisionStartError
@@ -49,7 +50,7 @@ def preflight(config: ElevatorAgentConfig) -> list[str]:
             )
     try:
         make_source(config.elevator.camera)
-    except VisionStartError as exc:
+    except (VisionStartError, NoSourceDriver) as exc:
         problems.append(f"elevator.camera.source: {exc}")
     return problems
 

@@ -13,17 +13,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
+from edge.registry import SourceRegistry
 from edge.vision.config import (
     CameraConfig,
     FileSourceConfig,
-    SimulatorSourceConfig,
     StreamSourceConfig,
     UsbSourceConfig,
 )
@@ -127,61 +127,33 @@ class OpenCvSource:
             self._capture = None
 
 
-class SimulatorSource:
-    """Rides from the elevator scene renderer, one after another with an empty car between them."""
+# Opens a frame source from its config section and the camera's (frame rate, size).
+CameraFactory = Callable[[Any, CameraConfig], FrameSource]
 
-    live = False
+CAMERAS: SourceRegistry[CameraFactory] = SourceRegistry("camera", config_field="elevator.camera.source.kind")
 
-    def __init__(self, config: SimulatorSourceConfig, *, fps: float, size: tuple[int, int]) -> None:
-        self.config = config
-        self.fps = fps
-        self.size = size
-        self._frames: Iterator[Frame] | None = None
 
-    def _generate(self) -> Iterator[Frame]:
-        import importlib
+@CAMERAS.register("file")
+def open_file(source: FileSourceConfig, camera: CameraConfig) -> FrameSource:
+    if not source.path.is_file():
+        raise SourceError(f"video file {source.path} does not exist")
+    return OpenCvSource(str(source.path), live=False, loop=source.loop, fps=camera.fps)
 
-        # The renderer is only imported when a simulated camera is configured.
-        renderer: Any = importlib.import_module("simulators.elevator")
-        make_ride, iter_ride_frames = renderer.make_ride, renderer.iter_ride_frames
-        offset = 0.0
-        index = 0
-        ride_number = 0
-        while self.config.rides is None or ride_number < self.config.rides:
-            seed = self.config.seed + ride_number
-            ride = make_ride(seed, self.config.ride_kind) if self.config.ride_kind else make_ride(seed)
-            last_t = 0.0
-            for t, image, truth in iter_ride_frames(ride, fps=self.fps, size=self.size):
-                yield Frame(t=offset + t, image=image, index=index, truth=truth)
-                index += 1
-                last_t = t
-            offset += last_t + 1.0 / self.fps + self.config.idle_between_rides_s
-            ride_number += 1
 
-    def open(self) -> None:
-        self._frames = self._generate()
+@CAMERAS.register("stream")
+def open_stream(source: StreamSourceConfig, camera: CameraConfig) -> FrameSource:
+    return OpenCvSource(source.url, live=True, fps=camera.fps)
 
-    def read(self) -> Frame | None:
-        if self._frames is None:
-            raise SourceError("source is not open")
-        return next(self._frames, None)
 
-    def close(self) -> None:
-        self._frames = None
+@CAMERAS.register("usb")
+def open_usb(source: UsbSourceConfig, camera: CameraConfig) -> FrameSource:
+    size = (source.width, source.height) if source.width and source.height else None
+    return OpenCvSource(source.index, live=True, fps=camera.fps, size=size)
 
 
 def make_source(camera: CameraConfig) -> FrameSource:
-    source = camera.source
-    if isinstance(source, FileSourceConfig):
-        if not source.path.is_file():
-            raise SourceError(f"video file {source.path} does not exist")
-        return OpenCvSource(str(source.path), live=False, loop=source.loop, fps=camera.fps)
-    if isinstance(source, StreamSourceConfig):
-        return OpenCvSource(source.url, live=True, fps=camera.fps)
-    if isinstance(source, UsbSourceConfig):
-        size = (source.width, source.height) if source.width and source.height else None
-        return OpenCvSource(source.index, live=True, fps=camera.fps, size=size)
-    return SimulatorSource(source, fps=camera.fps, size=(camera.width, camera.height))
+    """The configured camera; the simulated one comes from the simulators (``camera.simulator``)."""
+    return CAMERAS.get(camera.source.kind)(camera.source, camera)
 
 
 def source_paced(camera: CameraConfig) -> bool:

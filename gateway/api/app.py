@@ -10,13 +10,10 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 
 from citywatch import __version__
-from gateway import snapshots
 from gateway.api import health
 from gateway.api.deps import Services
 from gateway.auth.deps import get_principal
 from gateway.devices import views as devices_views
-from gateway.events import feed as events_feed
-from gateway.events import stream as events_stream
 from gateway.events import views as events_views
 from gateway.telemetry import views as telemetry_views
 
@@ -35,11 +32,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.add_route(health.LIVENESS_PATH, health.liveness, include_in_schema=False)  # public, no token
     app.include_router(devices_views.router)
-    app.include_router(events_stream.router)  # before /events/{event_id}
     app.include_router(events_views.router)
-    app.include_router(events_feed.router)
     app.include_router(telemetry_views.router)
-    app.include_router(snapshots.router)
     return app
 
 

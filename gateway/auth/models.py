@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.auth.roles import Role
 from gateway.db import Base, UtcDateTime, utcnow
-from gateway.lifecycle.models import Actor
+from gateway.events.lifecycle.models import Actor
 
 
 class ApiToken(Base):

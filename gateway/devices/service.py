@@ -12,7 +12,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from citywatch.protocol.messages import StateMessage
+from citywatch.protocol.messages import DeviceType, StateMessage
 from gateway.db import utcnow
 from gateway.devices.models import Device, DeviceCreate, DeviceRead, DeviceUpdate, Presence
 
@@ -30,6 +30,31 @@ def create(*, session: Session, device_in: DeviceCreate) -> Device:
     session.add(device)
     session.flush()
     return device
+
+
+def provision(
+    *,
+    session: Session,
+    device_id: str,
+    site: str,
+    device_type: DeviceType | str,
+    grid: str | None = None,
+    town: str | None = None,
+    description: str = "",
+) -> Device:
+    """Register a device unless it already is (``create`` that scripts and tests can repeat)."""
+    existing = session.get(Device, device_id)
+    if existing is not None:
+        return existing
+    device_in = DeviceCreate(
+        id=device_id,
+        site=site,
+        device_type=DeviceType(device_type),
+        grid=grid,
+        town=town,
+        description=description,
+    )
+    return create(session=session, device_in=device_in)
 
 
 class DeviceNotFound(LookupError):

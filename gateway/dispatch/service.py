@@ -118,3 +118,11 @@ def enqueue(
 def counts_by_status(*, session: Session) -> dict[str, int]:
     rows = session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
     return {status: count for status, count in rows}
+
+
+def endpoint_states(*, session: Session) -> list[dict[str, object]]:
+    """Each endpoint and whether it takes deliveries (for ``/health``)."""
+    return [
+        {"name": e.name, "url": e.url, "enabled": e.enabled, "disabled_reason": e.disabled_reason}
+        for e in session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id))
+    ]

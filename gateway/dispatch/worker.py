@@ -9,7 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 
 import httpx
 from sqlalchemy import select
@@ -19,6 +18,7 @@ from standardwebhooks.webhooks import Webhook
 from gateway.db import utcnow
 from gateway.dispatch.models import OutboxMessage, OutboxStatus, WebhookEndpoint
 from gateway.events.models import Event, EventAudit
+from gateway.retry_after import parse_retry_after
 
 log = logging.getLogger("gateway.dispatch")
 # One line per delivery is ours (below); httpx would add another per request.
@@ -88,20 +88,6 @@ def signed_headers(
         "content-type": content_type,
         "user-agent": "citywatch-gateway",
     }
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def backoff_s(attempts: int, options: DeliveryOptions) -> float:

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.events import flows
+from gateway.events.lifecycle.models import SLA_RUNNING_STATES, SYSTEM_ACTOR, TransitionRequest
+from gateway.events.lifecycle.sla import due_escalations
 from gateway.events.models import Event, sla_view
 from gateway.events.service import policy_of
-from gateway.lifecycle import SYSTEM_ACTOR, TransitionRequest, due_escalations
-from gateway.lifecycle.models import SLA_RUNNING_STATES
 
 log = logging.getLogger("gateway.escalation")
 

@@ -17,17 +17,17 @@ from sqlalchemy.orm import Session
 from gateway.cap.models import CapReference, cap_change, view_of
 from gateway.cap.render import render_alert
 from gateway.dispatch import service as dispatch_service
-from gateway.events.models import Event, EventAudit, EventCapMessage
-from gateway.events.policy import EventPolicy
-from gateway.lifecycle import (
+from gateway.events.lifecycle.models import (
     Action,
     AuditRecord,
     EventState,
     TransitionOutcome,
     TransitionRequest,
     WorkItem,
-    apply_transition,
 )
+from gateway.events.lifecycle.transitions import apply_transition
+from gateway.events.models import Event, EventAudit, EventCapMessage
+from gateway.events.policy import EventPolicy
 
 log = logging.getLogger("gateway.events")
 

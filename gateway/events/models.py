@@ -10,8 +10,8 @@ from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, Un
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import Base, UtcDateTime, utcnow
-from gateway.lifecycle.models import EventState
-from gateway.lifecycle.sla import EscalationPolicy, SlaColour, SlaView, sla_colour
+from gateway.events.lifecycle.models import EventState
+from gateway.events.lifecycle.sla import EscalationPolicy, SlaColour, SlaView, sla_colour
 
 # The lifecycle's FINISHED_STATES, as SQL for the partial unique index.
 OPEN_CONDITION = "state NOT IN ('closed', 'cancelled')"

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from gateway.cap.models import CapOptions
 from gateway.db import utcnow
-from gateway.lifecycle.sla import EscalationPolicy
+from gateway.events.lifecycle.sla import EscalationPolicy
 from gateway.routing.models import RoutingTable
 
 # The department every event goes to without a routing file: issue 2's single dispatch-centre endpoint.

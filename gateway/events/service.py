@@ -16,22 +16,20 @@ from gateway.auth.roles import Role
 from gateway.db import utcnow
 from gateway.devices.models import Device
 from gateway.events import flows
-from gateway.events.models import Event, EventAudit, EventRevision
-from gateway.events.policy import EVENT_POLICY_KEY, EventPolicy, default_routing
-from gateway.lifecycle import (
+from gateway.events.lifecycle.dedup import DedupAction, KnownEvent, RaisedCondition
+from gateway.events.lifecycle.models import (
+    FINISHED_STATES,
     SYSTEM_ACTOR,
     Action,
     Actor,
-    DedupAction,
     EventState,
-    KnownEvent,
-    RaisedCondition,
     RefusalCode,
     TransitionRefused,
     TransitionRequest,
 )
-from gateway.lifecycle.flows import Area, dispatch_request, plan_raised_condition
-from gateway.lifecycle.models import FINISHED_STATES
+from gateway.events.lifecycle.plans import Area, dispatch_request, plan_raised_condition
+from gateway.events.models import Event, EventAudit, EventRevision
+from gateway.events.policy import EVENT_POLICY_KEY, EventPolicy, default_routing
 from gateway.routing.service import route
 
 # Webhook types of the changes a department hears about; lifecycle actions are "event.<action>".

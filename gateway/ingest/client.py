@@ -11,16 +11,56 @@ It also hands MQTT 3.1.1 QoS 0/1 PUBLISH packets (as a lean ``ReceivedMessage``)
 the topic matcher of ``message_callback_add`` for every message (with paho's message object, a
 quarter of the network thread's time). So ``message_callback_add`` is not supported here; QoS 2,
 MQTT 5 and automatic acks go through paho unchanged.
+
+Both override paho's private internals, which change between minor releases (2.1 has no
+``paho.mqtt.exception`` and keeps ``_last_msg_in`` instead of ``_last_bytes_received``). So
+``make_client`` uses this client only on the paho it was tested with (pyproject pins that range) and
+otherwise says so at start-up and falls back to paho's public ``Client``: slower, just as correct.
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 from typing import Any
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
-from paho.mqtt.exception import MalformedPacket
+
+try:
+    from paho.mqtt.exception import MalformedPacket
+except ImportError:  # another paho than the tested one: make_client() never builds a BufferedReadClient
+    MalformedPacket = ValueError  # type: ignore[assignment,misc]
+
+log = logging.getLogger("gateway.ingest")
+TESTED_PAHO = "2.2"  # the minor release whose internals are overridden below; keep pyproject's pin in step
+# What BufferedReadClient overrides or calls of paho's private API.
+PAHO_INTERNALS = (
+    "_sock_recv",
+    "_packet_read",
+    "_packet_handle",
+    "_handle_publish",
+    "_loop_rc_handle",
+    "_easy_log",
+)
+
+
+def make_client(*args: Any, **kwargs: Any) -> mqtt.Client:
+    """A ``BufferedReadClient`` on the tested paho, else paho's own ``Client`` (with a warning saying why)."""
+    version = getattr(paho.mqtt, "__version__", "unknown")
+    missing = [name for name in PAHO_INTERNALS if not hasattr(mqtt.Client, name)]
+    if version.startswith(f"{TESTED_PAHO}.") and not missing:
+        return BufferedReadClient(*args, **kwargs)
+    log.warning(
+        "paho-mqtt %s is installed, but the ingest's fast client is tested with paho-mqtt %s.x only%s: "
+        "using paho's public client instead (correct, slower). Install paho-mqtt==%s.* for full speed.",
+        version,
+        TESTED_PAHO,
+        f" (missing {', '.join(missing)})" if missing else "",
+        TESTED_PAHO,
+    )
+    return mqtt.Client(*args, **kwargs)
 
 
 class BufferedReadClient(mqtt.Client):

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from citywatch.mqtt import MqttOptions
 from citywatch.protocol.codec import RejectedMessage, decode
 from citywatch.protocol.topics import DEVICE_TO_GATEWAY, subscription
-from gateway.ingest.client import BufferedReadClient
+from gateway.ingest.client import make_client
 from gateway.ingest.processor import BatchProcessor, Delivery
 from gateway.ingest.stats import IngestStats
 
@@ -76,7 +76,7 @@ class MqttIngest:
         return self._queue.qsize()
 
     def _make_client(self) -> mqtt.Client:
-        client = BufferedReadClient(
+        client = make_client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=self._options.client_id,
             clean_session=False,  # the broker queues QoS 1 messages for us while we are away

@@ -26,7 +26,7 @@ from pydantic import (
 
 from citywatch.protocol.messages import EventType, Severity
 from citywatch.protocol.topics import ID_PATTERN
-from gateway.lifecycle.sla import EscalationPolicy
+from gateway.events.lifecycle.sla import EscalationPolicy
 
 WILDCARD = "*"
 _DURATION_RE = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")

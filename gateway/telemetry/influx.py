@@ -28,6 +28,7 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
+from gateway.retry_after import parse_retry_after
 from gateway.telemetry.base import Aggregation, HistoryRow, TelemetryPoint
 from gateway.telemetry.influx_spill import SpillQueue, SpillSegment
 
@@ -362,7 +363,7 @@ class InfluxTelemetryStore:
                 if error.status in _REJECTED_STATUSES:
                     raise InfluxRejectedError(f"InfluxDB refused a batch as malformed: {reason}") from error
                 failure = InfluxUnavailableError(reason)
-                retry_after = _retry_after_s(error.headers)
+                retry_after = parse_retry_after(error.headers.get("Retry-After") if error.headers else None)
             except (urllib3.exceptions.HTTPError, OSError) as error:
                 failure = InfluxUnavailableError(f"{type(error).__name__}: {error}")
                 retry_after = None
@@ -426,11 +427,3 @@ def _group_segments(segments: list[SpillSegment], max_points: int) -> Iterator[l
         points += segment.points
     if group:
         yield group
-
-
-def _retry_after_s(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics["init_from"]["training"] = {k: v for k, v in parent["training"].items() if k != "history"}
     if args.rescore_heldout is not None:
         from models.ebike import data
-        from models.ebike.train import DEFAULT_CACHE, evaluate_heldout
+        from models.ebike.heldout import DEFAULT_CACHE, evaluate_heldout
 
         samples = data.render_heldout(DEFAULT_CACHE, metrics["data"]["heldout_images"], workers=2, say=print)
         metrics["heldout"] = evaluate_heldout(args.rescore_heldout, samples)

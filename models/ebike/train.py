@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from models.ebike.heldout import DEFAULT_CACHE, evaluate_heldout
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = PROJECT_ROOT / "models"
-DEFAULT_CACHE = PROJECT_ROOT / "models" / "work" / "cache"
 DEFAULT_REAL = PROJECT_ROOT.parent / "shared" / "data" / "ebike-real"
 MODEL_NAME = "ebike-detector"
 MAX_THREADS = 2  # the CPU is shared by the whole team
@@ -352,32 +353,6 @@ def export(model: Any, args: argparse.Namespace, path: Path, training: dict[str,
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
     tmp.unlink()
-
-
-def evaluate_heldout(onnx_path: Path, samples: list[Any]) -> dict[str, Any]:
-    from citywatch.evaluation.images import DEFAULT_SCORE_THRESHOLD, ImageScorer, LabelledBox, ScoredBox
-    from edge.vision.detector import Detector, DetectorOptions
-    from models.ebike import data
-
-    detector = Detector.load(DetectorOptions(model_path=onnx_path, score_threshold=0.05, threads=1))
-    scorer = ImageScorer(data.LABELS)
-    for sample in samples:
-        image = data.decode(sample)
-        detections = [ScoredBox(d.label, d.score, d.x1, d.y1, d.x2, d.y2) for d in detector.detect(image)]
-        truths = [
-            LabelledBox(data.LABELS[int(row[0])], float(row[1]), float(row[2]), float(row[3]), float(row[4]))
-            for row in sample.boxes
-        ]
-        scorer.add(detections, truths)
-    per_class = scorer.summary(DEFAULT_SCORE_THRESHOLD)
-    aps = [c["ap50"] for c in per_class.values() if c["ap50"] is not None]
-    return {
-        "images": len(samples),
-        "score_threshold": DEFAULT_SCORE_THRESHOLD,
-        "iou_threshold": 0.5,
-        "classes": per_class,
-        "map50": round(float(np.mean(aps)), 4) if aps else None,
-    }
 
 
 def measure_speed(onnx_path: Path, size: int, runs: int) -> dict[str, Any]:

@@ -13,21 +13,27 @@ from citywatch.protocol import SnapshotMessage
 from edge.config import ElevatorAgentConfig, validate_config_dict
 from edge.vision.actuators import LoggingActuators
 from edge.vision.agent import ElevatorAgent
-from gateway import snapshots
 from gateway.auth.roles import Role
+from gateway.devices import service as devices_service
+from gateway.events.views import snapshots
 from gateway.runner import GatewayApp
 from gateway.settings import Settings
-from tests.edge.vision.elevator_helpers import Collector, device_config, ebike_everywhere_model, unique
+from tests.edge.vision.elevator_helpers import device_config, ebike_everywhere_model, unique
 from tests.gateway.tokens import bearer, issue_token
+from tests.support.mqtt import Collector
 from tests.support.polling import wait_until
 
 
+@pytest.mark.slow
 def test_ride_event_reaches_the_gateway_with_its_snapshot(
     tmp_path: Path, mosquitto: MosquittoBroker, collector: Collector
 ) -> None:
     settings = Settings(MQTT_URL=mosquitto.url, DATA_DIR=tmp_path / "gateway", HTTP_PORT=0)
     with GatewayApp(settings) as gateway:
-        gateway.provision(device_id="lift-test-1", site="tower-a", device_type="elevator")
+        with gateway.session_factory() as session, session.begin():
+            devices_service.provision(
+                session=session, device_id="lift-test-1", site="tower-a", device_type="elevator"
+            )
         config = validate_config_dict(
             device_config(tmp_path, mosquitto, ebike_everywhere_model(tmp_path / "m.onnx"))
         )

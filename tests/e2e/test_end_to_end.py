@@ -11,14 +11,17 @@ import pytest
 
 from citywatch.broker.embedded import RunningBroker, start_broker
 from citywatch.broker.mosquitto import MosquittoBroker, mosquitto_binary
-from edge.agent import CulvertAgent
 from edge.clock import ScaledClock
+from edge.culvert.agent import CulvertAgent
+from gateway.devices import service as devices_service
 from gateway.events import service as events_service
 from gateway.runner import GatewayApp
 from gateway.settings import Settings
 from simulators.dispatch_centre import DispatchCentreSimulator, new_secret
 from simulators.water_fleet import WaterFleetOptions, device_config
 from tests.support.polling import wait_until
+
+pytestmark = pytest.mark.slow  # the whole chain, with broker restarts: 3-10 s a test
 
 SITE = "riverside"
 DEVICE = "culvert-e2e-1"
@@ -71,7 +74,8 @@ def make_stack(tmp_path: Path, mqtt_url: str) -> Iterator[Stack]:
     )
     settings.DATA_DIR.mkdir(parents=True)
     gateway = GatewayApp(settings).start()
-    gateway.provision(device_id=DEVICE, site=SITE, device_type="culvert")
+    with gateway.session_factory() as session, session.begin():
+        devices_service.provision(session=session, device_id=DEVICE, site=SITE, device_type="culvert")
     try:
         yield Stack(gateway=gateway, dispatch=dispatch, data_dir=tmp_path)
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from citywatch.protocol.messages import (
 from citywatch.protocol.topics import Channel, Topic
 from edge.outbox import Outbox
 from edge.uplink import Uplink
-from tests.edge.helpers import Subscriber, first_occurrences
+from tests.support.mqtt import Collector, first_occurrences
 from tests.support.polling import wait_until
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -53,13 +52,6 @@ def event(seq: int) -> EventMessage:
     )
 
 
-@pytest.fixture
-def subscriber(mosquitto: MosquittoBroker) -> Iterator[Subscriber]:
-    sub = Subscriber(mosquitto.port)
-    yield sub
-    sub.close()
-
-
 def make_uplink(broker: MosquittoBroker, tmp_path: Path, **kwargs: object) -> Uplink:
     return Uplink(
         MqttOptions.from_url(broker.url),
@@ -75,7 +67,7 @@ def make_uplink(broker: MosquittoBroker, tmp_path: Path, **kwargs: object) -> Up
 
 
 def test_birth_telemetry_and_events_arrive_in_order(
-    mosquitto: MosquittoBroker, subscriber: Subscriber, tmp_path: Path
+    mosquitto: MosquittoBroker, collector: Collector, tmp_path: Path
 ) -> None:
     uplink = make_uplink(mosquitto, tmp_path).start()
     try:
@@ -85,24 +77,24 @@ def test_birth_telemetry_and_events_arrive_in_order(
             uplink.send(Channel.EVENT if isinstance(message, EventMessage) else Channel.TELEMETRY, message)
             sent.append(message.to_json())
         wait_until(
-            lambda: len(subscriber.on(Channel.TELEMETRY)) + len(subscriber.on(Channel.EVENT)) >= 30,
+            lambda: len(collector.on(Channel.TELEMETRY)) + len(collector.on(Channel.EVENT)) >= 30,
             what="30 messages",
         )
         wait_until(lambda: uplink.queue_depth == 0, what="outbox drained")
-        data = [m.payload for m in subscriber.messages if m.channel in ("telemetry", "event")]
+        data = [m.payload for m in collector.on(Channel.TELEMETRY, Channel.EVENT)]
         assert first_occurrences(data) == sent
-        births = [m.json() for m in subscriber.on(Channel.STATE)]
+        births = [m.json() for m in collector.on(Channel.STATE)]
         assert births[0]["status"] == "online" and births[0]["session"] == 1
         assert births[0]["config_version"] == "cfg1" and births[0]["device_type"] == "culvert"
         assert uplink.connected
     finally:
         uplink.stop()
-    offline = subscriber.on(Channel.STATE)[-1].json()
+    offline = collector.on(Channel.STATE)[-1].json()
     assert offline["status"] == "offline" and offline["session"] == 1
 
 
 def test_broker_restart_mid_stream_loses_nothing(
-    mosquitto: MosquittoBroker, subscriber: Subscriber, tmp_path: Path
+    mosquitto: MosquittoBroker, collector: Collector, tmp_path: Path
 ) -> None:
     uplink = make_uplink(mosquitto, tmp_path).start()
     try:
@@ -122,22 +114,16 @@ def test_broker_restart_mid_stream_loses_nothing(
         wait_until(lambda: uplink.queue_depth == 0, timeout_s=30, what="outbox drained after restart")
         wait_until(
             lambda: (
-                len(
-                    first_occurrences(
-                        [m.payload for m in subscriber.messages if m.channel in ("telemetry", "event")]
-                    )
-                )
+                len(first_occurrences([m.payload for m in collector.on(Channel.TELEMETRY, Channel.EVENT)]))
                 >= 40
             ),
             timeout_s=30,
-            what="every message at the subscriber",
+            what="every message at the collector",
         )
-        data = first_occurrences(
-            [m.payload for m in subscriber.messages if m.channel in ("telemetry", "event")]
-        )
+        data = first_occurrences([m.payload for m in collector.on(Channel.TELEMETRY, Channel.EVENT)])
         assert data == sent, "every message, in the order sent"
         sessions = [
-            m.json()["session"] for m in subscriber.on(Channel.STATE) if m.json()["status"] == "online"
+            m.json()["session"] for m in collector.on(Channel.STATE) if m.json()["status"] == "online"
         ]
         assert sessions[0] == 1 and sessions[-1] > 1, "a new, higher session number for the new connection"
     finally:
@@ -145,7 +131,7 @@ def test_broker_restart_mid_stream_loses_nothing(
 
 
 def test_commands_and_config_pushes_are_acked(
-    mosquitto: MosquittoBroker, subscriber: Subscriber, tmp_path: Path
+    mosquitto: MosquittoBroker, collector: Collector, tmp_path: Path
 ) -> None:
     seen: list[str] = []
 
@@ -156,18 +142,18 @@ def test_commands_and_config_pushes_are_acked(
     uplink = make_uplink(mosquitto, tmp_path, on_command=on_command).start()
     try:
         uplink.wait_connected(10)
-        wait_until(lambda: subscriber.on(Channel.STATE), what="birth")
+        wait_until(lambda: collector.on(Channel.STATE), what="birth")
         cmd_topic = str(Topic("s1", "c1", Channel.CMD))
         for cmd_id, name in (("a1", "ping"), ("a2", "report_now"), ("a3", "self_destruct")):
             command = CommandMessage(cmd_id=cmd_id, ts=datetime.now(UTC), command=name)
-            subscriber.publish(cmd_topic, command.to_json())
+            collector.publish(cmd_topic, command.to_json())
         bad_config = ConfigMessage(
             cmd_id="c1",
             ts=datetime.now(UTC),
             config_version="v2",
             config={"kind": "culvert", "device": {"id": "X"}},
         )
-        subscriber.publish(str(Topic("s1", "c1", Channel.CONFIG)), bad_config.to_json())
+        collector.publish(str(Topic("s1", "c1", Channel.CONFIG)), bad_config.to_json())
         good = {
             "kind": "culvert",
             "device": {"id": "c1", "site": "s1"},
@@ -175,9 +161,9 @@ def test_commands_and_config_pushes_are_acked(
             "culvert": {"mount_height_mm": 2000},
         }
         good_config = ConfigMessage(cmd_id="c2", ts=datetime.now(UTC), config_version="v3", config=good)
-        subscriber.publish(str(Topic("s1", "c1", Channel.CONFIG)), good_config.to_json())
-        wait_until(lambda: len(subscriber.on(Channel.ACK)) >= 5, what="5 acks")
-        acks = subscriber.on(Channel.ACK)
+        collector.publish(str(Topic("s1", "c1", Channel.CONFIG)), good_config.to_json())
+        wait_until(lambda: len(collector.on(Channel.ACK)) >= 5, what="5 acks")
+        acks = collector.on(Channel.ACK)
         by_id = {a.json()["cmd_id"]: a.json() for a in acks}
         assert by_id["a1"]["ok"] and by_id["a1"]["message"] == "pong"
         assert by_id["a2"]["ok"]
@@ -213,7 +199,7 @@ def test_unreachable_broker_queues_durably_and_retries(tmp_path: Path) -> None:
 
 
 def test_uplink_works_with_descriptors_above_1023(
-    mosquitto: MosquittoBroker, subscriber: Subscriber, tmp_path: Path
+    mosquitto: MosquittoBroker, collector: Collector, tmp_path: Path
 ) -> None:
     """A simulated fleet of hundreds of devices in one process: select() would fail above fd 1023."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -225,7 +211,7 @@ def test_uplink_works_with_descriptors_above_1023(
     try:
         assert uplink.wait_connected(10), "the uplink did not connect"
         uplink.send(Channel.TELEMETRY, telemetry(1))
-        wait_until(lambda: subscriber.on(Channel.TELEMETRY), what="the telemetry message")
+        wait_until(lambda: collector.on(Channel.TELEMETRY), what="the telemetry message")
     finally:
         uplink.stop()
         for fd in fillers:

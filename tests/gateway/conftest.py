@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from citywatch.broker.mosquitto import MosquittoBroker
+from gateway.devices import service as devices_service
 from gateway.dispatch.worker import DeliveryOptions
 from gateway.runner import GatewayApp
 from gateway.settings import Settings
@@ -49,8 +50,9 @@ def gateway_settings(
 def gateway(gateway_settings: Settings) -> Iterator[GatewayApp]:
     app = GatewayApp(gateway_settings, delivery=FAST_RETRIES)
     app.start()
-    for device_id in DEVICES:
-        app.provision(device_id=device_id, site=SITE, device_type="culvert")
+    with app.session_factory() as session, session.begin():
+        for device_id in DEVICES:
+            devices_service.provision(session=session, device_id=device_id, site=SITE, device_type="culvert")
     assert app.ingest.wait_connected(10), "gateway did not connect to the test broker"
     yield app
     app.stop()

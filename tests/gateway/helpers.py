@@ -1,15 +1,10 @@
-"""Test helpers: a paho publisher speaking the protocol, message builders, polling."""
+"""Test helpers: the shared QoS 1 publisher, message builders."""
 
 from __future__ import annotations
 
-import itertools
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import paho.mqtt.client as mqtt
-
-from citywatch.mqtt import MqttOptions
 from citywatch.protocol.messages import (
     EventMessage,
     EventPhase,
@@ -19,34 +14,10 @@ from citywatch.protocol.messages import (
     TelemetryMessage,
 )
 from citywatch.protocol.topics import Channel, Topic
+from tests.support.mqtt import Publisher as Publisher  # re-exported: the gateway tests import it from here
 
 T = TypeVar("T")
 BASE_TS = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
-
-
-class Publisher:
-    """A device-side MQTT client publishing with QoS 1 and waiting for the broker's PUBACK."""
-
-    _ids = itertools.count()
-
-    def __init__(self, url: str) -> None:
-        options = MqttOptions.from_url(url)
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"test-pub-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv311,
-        )
-        self.client.connect(options.host, options.port)
-        self.client.loop_start()
-
-    def publish(self, topic: str | Topic, payload: bytes, *, retain: bool = False) -> None:
-        info = self.client.publish(str(topic), payload, qos=1, retain=retain)
-        info.wait_for_publish(timeout=10)
-        assert info.is_published(), f"publish to {topic} was not acknowledged by the broker"
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def topic(site: str, device_id: str, channel: Channel) -> Topic:

@@ -26,6 +26,8 @@ from tests.gateway.helpers import Publisher, telemetry, topic, water_event
 from tests.gateway.tokens import bearer
 from tests.support.polling import wait_until
 
+pytestmark = pytest.mark.slow  # kills a gateway process mid-stream: ~4 s
+
 SITE = "riverside"
 DEVICES = ("culvert-1", "culvert-2", "culvert-3")
 EVENT_SEQS = 6  # new, four updates, end

@@ -107,6 +107,7 @@ def test_events_on_postgres_are_idempotent_and_one_active_per_device_type(postgr
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_gateway_runs_on_postgres(
     postgres_url: str,
     tmp_path: Path,
@@ -124,7 +125,10 @@ def test_gateway_runs_on_postgres(
         DISPATCH_SECRET=dispatch_centre.secret,
     )
     with GatewayApp(settings, delivery=FAST_RETRIES) as gateway:
-        gateway.provision(device_id="culvert-1", site=SITE, device_type="culvert")
+        with gateway.session_factory() as session, session.begin():
+            devices_service.provision(
+                session=session, device_id="culvert-1", site=SITE, device_type="culvert"
+            )
         event_topic = topic(SITE, "culvert-1", Channel.EVENT)
         for seq in (0, 1, 1, 0):
             publisher.publish(event_topic, water_event("culvert-1", "evt-pg-gw-0001", seq))

@@ -53,6 +53,7 @@ def test_shipped_model_has_the_citywatch_layout_and_fits_the_size_budget(shipped
     _check_citywatch_layout(shipped_model)
 
 
+@pytest.mark.slow
 def test_shipped_model_finds_an_ebike_in_a_rendered_scene(shipped_model: Path) -> None:
     """Held-out seeds (never trained on): the detector finds most labelled e-bikes at the runtime threshold."""
     detector = Detector.load(DetectorOptions(model_path=shipped_model, threads=1))
@@ -151,6 +152,7 @@ def test_runtime_code_never_imports_torch() -> None:
     assert offenders == []
 
 
+@pytest.mark.slow
 def test_smoke_training_runs_end_to_end(tmp_path: Path) -> None:
     pytest.importorskip("torch", reason="torch is the optional 'train' extra (make models installs it)")
     result = subprocess.run(

@@ -13,6 +13,8 @@ from citywatch.broker.mosquitto import free_port
 from gateway.dispatch.worker import signed_headers
 from simulators.dispatch_centre import DispatchCentreSimulator, new_secret
 
+pytestmark = pytest.mark.slow  # a webhook server per test, one as a process: 0.6-1 s each
+
 
 @pytest.fixture
 def sim() -> Iterator[DispatchCentreSimulator]:

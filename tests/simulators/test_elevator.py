@@ -39,6 +39,7 @@ def test_still_is_seeded_and_its_boxes_are_valid() -> None:
         assert 0.25 <= box.visible <= 1.0
 
 
+@pytest.mark.slow
 def test_stills_cover_every_class_across_seeds() -> None:
     seen: set[str] = set()
     for seed in range(6):
@@ -69,6 +70,7 @@ def test_random_kind_is_drawn_from_the_seed() -> None:
 
 
 @pytest.mark.parametrize("kind", ["ebike", "escooter"])
+@pytest.mark.slow
 def test_ebike_ride_truth_matches_its_frames(kind: str) -> None:
     ride = make_ride(21, kind)
     truth = ride.truth
@@ -114,6 +116,7 @@ def test_door_opens_and_closes_during_a_ride() -> None:
     assert any(d > 0 for d in rising) and any(d < 0 for d in rising)
 
 
+@pytest.mark.slow
 def test_ride_video_and_ground_truth_file(tmp_path: Path) -> None:
     ride = make_ride(13, "ebike")
     truth_path = write_ride_video(ride, tmp_path / "ride13.avi", fps=5, size=SMALL)
@@ -140,6 +143,7 @@ def test_ride_video_and_ground_truth_file(tmp_path: Path) -> None:
     assert read_ride_truth(truth_path) == dataclasses.replace(ride.truth, ebike_first_visible_s=first_visible)
 
 
+@pytest.mark.slow
 def test_full_appearance_waits_for_a_hidden_ebike_to_be_seen() -> None:
     # An e-scooter wheeled in behind its rider: wholly inside and in view at 9.3 s, but hidden
     # (none of it visible) until the people in front of it move, about 9 s later.
@@ -207,3 +211,26 @@ def test_command_writes_rides_ready_for_scoring(tmp_path: Path, capsys: pytest.C
     ]
     assert read_ride_truth(tmp_path / "ride-41.json") == make_ride(41).truth
     assert "[2/2] ride-41.avi" in capsys.readouterr().out
+
+
+def test_the_camera_agent_opens_the_simulator_by_its_source_kind() -> None:
+    from edge.vision.config import CameraConfig, SimulatorSourceConfig
+    from edge.vision.sources import make_source
+    from simulators.elevator.frame_source import SimulatorSource
+
+    camera = CameraConfig(
+        source=SimulatorSourceConfig(seed=3, ride_kind="ebike", rides=1),
+        fps=5,
+        width=SMALL[0],
+        height=SMALL[1],
+    )
+    source = make_source(camera)
+    assert isinstance(source, SimulatorSource)
+    source.open()
+    try:
+        frames = [source.read() for _ in range(3)]
+    finally:
+        source.close()
+    assert [f.index for f in frames if f is not None] == [0, 1, 2]
+    assert [f.t for f in frames if f is not None] == pytest.approx([0.0, 0.2, 0.4])
+    assert all(f is not None and f.image.shape == (SMALL[1], SMALL[0], 3) for f in frames)

@@ -14,8 +14,8 @@ from citywatch.broker.mosquitto import MosquittoBroker
 from citywatch.protocol.messages import EventType
 from citywatch.protocol.topics import Channel
 from edge.clock import ScaledClock
-from edge.config import CulvertSection
 from edge.culvert.analyzer import CulvertAnalyzer
+from edge.culvert.config import CulvertSection
 from simulators.water import (
     SENTINEL_MAX_RANGE_MM,
     FaultPlan,
@@ -24,7 +24,7 @@ from simulators.water import (
     load_floodnet_profiles,
     scenario,
 )
-from tests.edge.helpers import Subscriber
+from tests.support.mqtt import Collector
 from tests.support.polling import wait_until
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -111,8 +111,9 @@ def test_floodnet_profiles_load(shared_dir: Path) -> None:
     assert max(first.depths_cm) == pytest.approx(first.max_depth_cm)
 
 
+@pytest.mark.slow
 def test_sim_water_command_runs_simulated_devices(mosquitto: MosquittoBroker, tmp_path: Path) -> None:
-    subscriber = Subscriber(mosquitto.port)
+    subscriber = Collector(mosquitto.url)
     try:
         result = subprocess.run(
             [
@@ -153,10 +154,11 @@ def test_sim_water_command_runs_simulated_devices(mosquitto: MosquittoBroker, tm
     assert {m.json()["status"] for m in subscriber.on(Channel.STATE)} == {"online", "offline"}
 
 
+@pytest.mark.slow
 def test_sim_water_replays_a_floodnet_event(
     mosquitto: MosquittoBroker, shared_dir: Path, tmp_path: Path
 ) -> None:
-    subscriber = Subscriber(mosquitto.port)
+    subscriber = Collector(mosquitto.url)
     try:
         # Event 0: Beach 84 St, 2023-10-30, peak 17.72 in = 45.0 cm over 4.6 hours; 3000x plays it in ~6 s.
         result = subprocess.run(

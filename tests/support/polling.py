@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from citywatch import polling
 
 T = TypeVar("T")
 
 
 def wait_until(predicate: Callable[[], T], *, timeout_s: float = 30.0, what: str = "condition") -> T:
     """Poll until ``predicate()`` is truthy and return it; fail naming ``what`` after a generous timeout."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last value {value!r})")
-        time.sleep(0.05)
+    value = polling.wait_until(predicate, timeout_s=timeout_s)
+    if not value:
+        raise AssertionError(f"timed out after {timeout_s} s waiting for {what} (last value {value!r})")
+    return value

@@ -10,6 +10,7 @@ from citywatch.bench.influx import bench_influx_sustained, bench_influx_write
 from citywatch.bench.victoria import victoria_metrics_binary
 
 
+@pytest.mark.slow
 def test_bench_reads_every_point_back(tmp_path: Path) -> None:
     if victoria_metrics_binary() is None:
         pytest.skip("victoria-metrics is not installed (.ci/run installs it with apt)")
@@ -26,6 +27,7 @@ def test_bench_reads_every_point_back(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # its server and spill lived in a temporary directory
 
 
+@pytest.mark.slow
 def test_sustained_bench_reads_every_point_back(tmp_path: Path) -> None:
     if victoria_metrics_binary() is None:
         pytest.skip("victoria-metrics is not installed (.ci/run installs it with apt)")

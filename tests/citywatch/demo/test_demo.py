@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the whole demo: ~30 s
+
 
 def test_demo_delivers_a_flood_event_and_ends_with_a_json_summary(tmp_path: Path) -> None:
     done = subprocess.run(

@@ -94,6 +94,7 @@ def test_malformed_annotations_name_the_file(tmp_path: Path) -> None:
         read_voc(empty)
 
 
+@pytest.mark.slow
 def test_evaluate_images_on_rendered_photos_with_voc_files(tmp_path: Path) -> None:
     if not SHIPPED_MODEL.is_file():
         pytest.skip("models/ebike-detector.onnx is not built yet (make models)")

@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,19 +16,12 @@ from citywatch.broker.mosquitto import MosquittoBroker
 from citywatch.protocol.codec import decode
 from citywatch.protocol.messages import EventMessage
 from citywatch.protocol.topics import Channel
-from edge.agent import CulvertAgent
 from edge.clock import ScaledClock
 from edge.config import CulvertAgentConfig, validate_config_dict
-from tests.edge.helpers import Subscriber, first_occurrences
+from edge.culvert.agent import CulvertAgent
+from tests.support.mqtt import Collector, first_occurrences
 from tests.support.paths import PROJECT_ROOT
 from tests.support.polling import wait_until
-
-
-@pytest.fixture
-def subscriber(mosquitto: MosquittoBroker) -> Iterator[Subscriber]:
-    sub = Subscriber(mosquitto.port)
-    yield sub
-    sub.close()
 
 
 def culvert_config(broker_url: str, outbox: Path, **culvert: object) -> dict[str, object]:
@@ -43,8 +35,9 @@ def culvert_config(broker_url: str, outbox: Path, **culvert: object) -> dict[str
     }
 
 
+@pytest.mark.slow
 def test_in_process_agent_raises_one_flood_event_through_the_broker(
-    mosquitto: MosquittoBroker, subscriber: Subscriber, tmp_path: Path
+    mosquitto: MosquittoBroker, collector: Collector, tmp_path: Path
 ) -> None:
     config = validate_config_dict(culvert_config(mosquitto.url, tmp_path / "outbox.sqlite3"))
     assert isinstance(config, CulvertAgentConfig)
@@ -55,24 +48,24 @@ def test_in_process_agent_raises_one_flood_event_through_the_broker(
         def flood_ended() -> bool:
             return any(
                 m.json()["type"] == "water_level" and m.json()["phase"] == "end"
-                for m in subscriber.on(Channel.EVENT)
+                for m in collector.on(Channel.EVENT)
             )
 
         wait_until(flood_ended, timeout_s=30, what="the simulated flood to end")
     finally:
         agent.stop()
-    events = [decode(m.topic, m.payload).message for m in subscriber.on(Channel.EVENT)]
+    events = [decode(m.topic, m.payload).message for m in collector.on(Channel.EVENT)]
     floods = [e for e in events if isinstance(e, EventMessage) and e.type == "water_level"]
     assert len({e.event_id for e in floods}) == 1, "one flood, one event id"
     assert floods[0].phase == "new" and floods[-1].phase == "end"
     assert {e.severity for e in floods} >= {"notice", "warning", "critical"}
     assert abs(floods[-1].details["peak_cm"] - 40) <= 1.5  # simulator noise is 3 mm
     assert floods[-1].details["threshold_cm"] == 25
-    telemetry = [m.json() for m in subscriber.on(Channel.TELEMETRY)]
+    telemetry = [m.json() for m in collector.on(Channel.TELEMETRY)]
     levels = [t for t in telemetry if t["measurement"] == "water_level"]
     assert any(t["fields"].get("level_cm", 0) > 35 for t in levels)
     assert any(t["measurement"] == "health" for t in telemetry)
-    births = [m.json() for m in subscriber.on(Channel.STATE)]
+    births = [m.json() for m in collector.on(Channel.STATE)]
     assert births[0]["status"] == "online" and births[0]["config_version"] == config.version
 
 
@@ -111,6 +104,7 @@ def rss_kb(pid: int) -> int:
 
 
 @pytest.mark.parametrize("fsync", [True, False], ids=["fsync", "no-fsync"])
+@pytest.mark.slow
 def test_agent_killed_with_sigkill_delivers_its_queue_after_restart(
     mosquitto: MosquittoBroker, tmp_path: Path, fsync: bool
 ) -> None:
@@ -134,25 +128,22 @@ def test_agent_killed_with_sigkill_delivers_its_queue_after_restart(
     assert len(queued) >= 20
 
     mosquitto.start()
-    subscriber = Subscriber(mosquitto.port)
+    collector = Collector(mosquitto.url)
     agent = start_agent(config_path, tmp_path / "agent.log")
     try:
 
         def all_delivered() -> bool:
-            data = {m.payload for m in subscriber.messages if m.channel in ("telemetry", "event")}
+            data = {m.payload for m in collector.on(Channel.TELEMETRY, Channel.EVENT)}
             return all(p in data for p in queued)
 
         wait_until(all_delivered, timeout_s=30, what="every message queued before the kill")
-        data = first_occurrences(
-            [m.payload for m in subscriber.messages if m.channel in ("telemetry", "event")]
-        )
+        data = first_occurrences([m.payload for m in collector.on(Channel.TELEMETRY, Channel.EVENT)])
         assert data[: len(queued)] == queued, "queued messages arrive first, in order"
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(timeout=20) == 0
         wait_until(
             lambda: (
-                subscriber.on(Channel.STATE)
-                and subscriber.on(Channel.STATE)[-1].json()["status"] == "offline"
+                collector.on(Channel.STATE) and collector.on(Channel.STATE)[-1].json()["status"] == "offline"
             ),
             what="offline state",
         )
@@ -160,7 +151,7 @@ def test_agent_killed_with_sigkill_delivers_its_queue_after_restart(
         if agent.poll() is None:
             agent.kill()
             agent.wait()
-        subscriber.close()
+        collector.close()
     log = (tmp_path / "agent.log").read_text()
     assert "Traceback" not in log
     assert "connected to" in log

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from citywatch.protocol.messages import EventMessage, EventPhase, EventType, Severity
-from edge.config import CulvertSection
 from edge.culvert.analyzer import CulvertAnalyzer, Step
+from edge.culvert.config import CulvertSection
 from edge.culvert.filter import LevelFilter, SampleStatus
 from edge.events import EventEmitter
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from citywatch.protocol.messages import EventMessage, EventPhase, EventType, Severity
-from edge.config import CulvertSection
 from edge.culvert.analyzer import CulvertAnalyzer
+from edge.culvert.config import CulvertSection
 from edge.culvert.filter import SampleStatus
 from simulators.water import DepthProfile, load_floodnet_profiles
 
@@ -97,6 +97,7 @@ def agent_episodes(events: list[EventMessage]) -> list[Episode]:
     return episodes
 
 
+@pytest.mark.slow
 def test_every_floodnet_flood_event(shared_dir: Path) -> None:
     profiles = load_floodnet_profiles(shared_dir / "data/floodnet/flood-events.csv")
     assert len(profiles) == 2256

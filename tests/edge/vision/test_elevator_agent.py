@@ -25,16 +25,12 @@ from edge.config import ElevatorAgentConfig, validate_config_dict
 from edge.vision.actuators import LoggingActuators
 from edge.vision.agent import ElevatorAgent
 from edge.vision.config import EbikeAnalyzerConfig
-from tests.edge.vision.elevator_helpers import (
-    REAL_MODEL,
-    Collector,
-    device_config,
-    ebike_everywhere_model,
-    unique,
-)
+from tests.edge.vision.elevator_helpers import REAL_MODEL, device_config, ebike_everywhere_model, unique
+from tests.support.mqtt import Collector
 from tests.support.polling import wait_until
 
 
+@pytest.mark.slow
 def test_simulated_ride_raises_event_with_snapshot_over_mqtt(
     tmp_path: Path, mosquitto: MosquittoBroker, collector: Collector
 ) -> None:
@@ -48,7 +44,7 @@ def test_simulated_ride_raises_event_with_snapshot_over_mqtt(
         wait_until(lambda: collector.of(TelemetryMessage), what="health telemetry")
         # Property management releases the door remotely.
         command = CommandMessage(cmd_id="rel-1", ts=datetime.now(UTC), command="release_door")
-        collector.client.publish("citywatch/v1/tower-a/lift-test-1/cmd", command.to_json(), qos=1)
+        collector.publish("citywatch/v1/tower-a/lift-test-1/cmd", command.to_json())
         wait_until(
             lambda: any(a.cmd_id == "rel-1" for a in collector.of(AckMessage)), what="the command's ack"
         )
@@ -79,6 +75,7 @@ def test_simulated_ride_raises_event_with_snapshot_over_mqtt(
     assert fields["fps_processed"] > 0 and fields["inference_ms"] > 0
 
 
+@pytest.mark.slow
 def test_event_and_snapshot_raised_while_the_broker_is_down_arrive_after_it_returns(
     tmp_path: Path, mosquitto: MosquittoBroker, collector: Collector
 ) -> None:
@@ -135,6 +132,7 @@ def test_edge_check_accepts_a_good_elevator_config(
 
 
 @pytest.mark.skipif(not REAL_MODEL.is_file(), reason="models/ebike-detector.onnx is not trained yet")
+@pytest.mark.slow
 def test_elevator_ride_real_model(tmp_path: Path, mosquitto: MosquittoBroker, collector: Collector) -> None:
     config = validate_config_dict(device_config(tmp_path, mosquitto, REAL_MODEL))
     assert isinstance(config, ElevatorAgentConfig)

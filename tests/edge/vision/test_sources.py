@@ -32,6 +32,7 @@ def write_video(path: Path, frames: int, size: tuple[int, int] = (160, 120)) -> 
     return path
 
 
+@pytest.mark.slow
 def test_stream_that_drops_is_reconnected_when_it_comes_back(camera: MjpegCamera) -> None:
     health = HealthCounters()
     grabber = FrameGrabber(
@@ -61,6 +62,7 @@ def test_stream_that_drops_is_reconnected_when_it_comes_back(camera: MjpegCamera
         grabber.stop()
 
 
+@pytest.mark.slow
 def test_slow_consumer_gets_the_newest_frame_and_the_rest_are_counted_dropped(camera: MjpegCamera) -> None:
     health = HealthCounters()
     grabber = FrameGrabber(OpenCvSource(camera.url, live=True), health=health).start()
@@ -110,6 +112,7 @@ def test_missing_video_file_is_a_clear_error(tmp_path: Path) -> None:
         make_source(camera)
 
 
+@pytest.mark.slow
 def test_unreachable_stream_backs_off_without_crashing(camera: MjpegCamera) -> None:
     camera.stop()
     health = HealthCounters()

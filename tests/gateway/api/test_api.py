@@ -22,6 +22,8 @@ from tests.gateway.helpers import BASE_TS, Publisher, telemetry, topic, water_ev
 from tests.gateway.tokens import api_client, bearer, issue_token
 from tests.support.polling import wait_until
 
+pytestmark = pytest.mark.slow  # a gateway on Mosquitto per test: 0.7-2 s each
+
 
 @pytest.fixture
 def api(gateway: GatewayApp) -> Iterator[httpx.Client]:

@@ -23,6 +23,7 @@ from gateway.auth.deps import AnyCaller
 from gateway.auth.roles import TOKEN_ROLES, Role
 from gateway.auth.service import authenticate, revoke_token
 from gateway.db import migrate
+from gateway.devices import service as devices_service
 from gateway.runner import GatewayApp
 from gateway.settings import Settings
 from tests.gateway.tokens import bearer, issue_token
@@ -52,7 +53,10 @@ ROLE_MATRIX: dict[tuple[str, str], frozenset[Role]] = {
 def gateway(tmp_path: Path) -> Iterator[GatewayApp]:
     gateway = GatewayApp(Settings(DATA_DIR=tmp_path, HTTP_PORT=0, MQTT_URL="mqtt://127.0.0.1:9"))
     migrate(gateway.engine)
-    gateway.provision(device_id="culvert-1", site="riverside", device_type="culvert")
+    with gateway.session_factory() as session, session.begin():
+        devices_service.provision(
+            session=session, device_id="culvert-1", site="riverside", device_type="culvert"
+        )
     yield gateway
     gateway.store.close()
     gateway.engine.dispose()

@@ -17,9 +17,12 @@ from schemathesis.checks import not_a_server_error
 from gateway.api.app import create_app
 from gateway.auth.roles import Role
 from gateway.db import migrate
+from gateway.devices import service as devices_service
 from gateway.runner import GatewayApp
 from gateway.settings import Settings
 from tests.gateway.tokens import bearer, issue_token
+
+pytestmark = pytest.mark.slow  # hundreds of generated requests to a running gateway: ~9 s
 
 ApiUnderTest = tuple[schemathesis.BaseSchema, dict[str, str]]
 
@@ -29,7 +32,10 @@ def api_schema(tmp_path: Path) -> Iterator[ApiUnderTest]:
     # The API alone, on its own database: MQTT is never started (health reports it as not connected).
     gateway = GatewayApp(Settings(DATA_DIR=tmp_path, HTTP_PORT=0, MQTT_URL="mqtt://127.0.0.1:9"))
     migrate(gateway.engine)
-    gateway.provision(device_id="culvert-1", site="riverside", device_type="culvert")
+    with gateway.session_factory() as session, session.begin():
+        devices_service.provision(
+            session=session, device_id="culvert-1", site="riverside", device_type="culvert"
+        )
     admin = bearer(issue_token(gateway, Role.ADMIN, name="schemathesis"))
     yield schemathesis.openapi.from_asgi("/openapi.json", create_app(gateway.services)), admin
     gateway.store.close()

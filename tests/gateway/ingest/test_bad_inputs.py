@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from citywatch.protocol.topics import Channel
+from gateway.devices import service as devices_service
 from gateway.dispatch.worker import DeliveryOptions
 from gateway.runner import GatewayApp
 from gateway.settings import Settings
@@ -15,6 +16,8 @@ from tests.gateway.conftest import SITE
 from tests.gateway.helpers import Publisher, telemetry, topic
 from tests.gateway.tokens import admin_headers
 from tests.support.polling import wait_until
+
+pytestmark = pytest.mark.slow  # a gateway on Mosquitto per case: 0.6-2 s each
 
 
 def _telemetry_dict(device_id: str = "culvert-1") -> dict[str, object]:
@@ -90,7 +93,10 @@ def test_bad_input_is_refused_counted_and_gateway_keeps_serving(
 def test_refused_messages_are_acked_not_redelivered(gateway_settings: Settings, publisher: Publisher) -> None:
     """A restart with the same persistent session must not see the refused messages again."""
     with GatewayApp(gateway_settings, delivery=DeliveryOptions()) as first:
-        first.provision(device_id="culvert-1", site=SITE, device_type="culvert")
+        with first.session_factory() as session, session.begin():
+            devices_service.provision(
+                session=session, device_id="culvert-1", site=SITE, device_type="culvert"
+            )
         publisher.publish(topic(SITE, "culvert-1", Channel.TELEMETRY), b"not json")
         publisher.publish(topic(SITE, "culvert-9", Channel.TELEMETRY), telemetry("culvert-9", 0))
         wait_until(lambda: first.stats.snapshot()["refused_total"] == 2, what="two refusals")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sqlite3
 
 import httpx
+import pytest
 
 from citywatch.broker.mosquitto import MosquittoBroker
 from citywatch.protocol.topics import Channel
+from gateway.devices import service as devices_service
 from gateway.dispatch.worker import DeliveryOptions
 from gateway.runner import GatewayApp
 from gateway.settings import Settings
@@ -15,6 +17,8 @@ from tests.gateway.conftest import SITE
 from tests.gateway.helpers import Publisher, telemetry, topic
 from tests.gateway.tokens import admin_headers
 from tests.support.polling import wait_until
+
+pytestmark = pytest.mark.slow  # restarts Mosquitto, locks the database: 1-3 s a test
 
 
 def test_broker_restart_is_reported_and_survived(gateway: GatewayApp, mosquitto: MosquittoBroker) -> None:
@@ -39,8 +43,13 @@ def test_broker_restart_is_reported_and_survived(gateway: GatewayApp, mosquitto:
 def test_messages_queued_for_the_gateway_survive_a_broker_restart(
     gateway_settings: Settings, mosquitto: MosquittoBroker
 ) -> None:
-    with GatewayApp(gateway_settings, delivery=DeliveryOptions()) as gateway:  # registers the session
-        gateway.provision(device_id="culvert-1", site=SITE, device_type="culvert")
+    # Started once: the broker registers the gateway's persistent session.
+    with (
+        GatewayApp(gateway_settings, delivery=DeliveryOptions()) as gateway,
+        gateway.session_factory() as session,
+        session.begin(),
+    ):
+        devices_service.provision(session=session, device_id="culvert-1", site=SITE, device_type="culvert")
     publisher = Publisher(mosquitto.url)
     try:
         for i in range(300):  # the gateway is away: the broker queues these for its session
@@ -59,7 +68,10 @@ def test_a_locked_database_delays_storage_without_losing_anything(
 ) -> None:
     settings = gateway_settings.model_copy(update={"SQLITE_BUSY_TIMEOUT_S": 0.2})
     with GatewayApp(settings, delivery=DeliveryOptions()) as gateway:
-        gateway.provision(device_id="culvert-1", site=SITE, device_type="culvert")
+        with gateway.session_factory() as session, session.begin():
+            devices_service.provision(
+                session=session, device_id="culvert-1", site=SITE, device_type="culvert"
+            )
         blocker = sqlite3.connect(settings.telemetry_db_path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")  # e.g. a backup or a stuck admin shell holds the lock
         try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from citywatch.protocol.messages import EventType, Severity
-from gateway.lifecycle import EscalationPolicy
+from gateway.events.lifecycle.sla import EscalationPolicy
 from gateway.routing.models import PayloadFormat, RoutingTable, parse_duration
 from gateway.routing.service import (
     RoutingConfigError,

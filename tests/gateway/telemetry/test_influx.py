@@ -14,9 +14,11 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -157,6 +159,7 @@ def test_a_full_spill_drops_new_telemetry_counted_and_keeps_what_it_holds(
     assert victoria.sample_keys() == expected_keys(points[:kept] + points[300:])
 
 
+@pytest.mark.slow
 def test_a_hung_server_times_out_into_the_spill(victoria: VictoriaMetrics, tmp_path: Path) -> None:
     """A server that accepts connections but never answers (SIGSTOP) is a timeout, then a spill."""
     spill_dir = tmp_path / "spill"
@@ -177,6 +180,7 @@ def test_a_hung_server_times_out_into_the_spill(victoria: VictoriaMetrics, tmp_p
     assert victoria.sample_keys() == expected_keys(points)
 
 
+@pytest.mark.slow
 def test_gateway_crash_between_spill_and_replay(victoria: VictoriaMetrics, tmp_path: Path) -> None:
     """A gateway killed with points in the spill: the next store on that directory replays them."""
     spill_dir = tmp_path / "spill"
@@ -188,7 +192,7 @@ def test_gateway_crash_between_spill_and_replay(victoria: VictoriaMetrics, tmp_p
         import sys
         from datetime import datetime
         from pathlib import Path
-        from tests.gateway.test_influx import make_points, options_for
+        from tests.gateway.telemetry.test_influx import make_points, options_for
         from gateway.telemetry.influx import InfluxTelemetryStore
         store = InfluxTelemetryStore(options_for({dead_url!r}, Path({str(spill_dir)!r}), replay_interval_s=60))
         points = make_points(150, device_id="culvert-07", base=datetime.fromisoformat({base.isoformat()!r}))
@@ -332,6 +336,24 @@ def test_server_errors_are_retried_then_spilled_then_replayed(
     assert spill_files(spill_dir) == []
 
 
+def test_an_http_date_retry_after_paces_the_retries(
+    scripted: tuple[ScriptedInflux, str], tmp_path: Path
+) -> None:
+    """InfluxDB (or a proxy in front of it) may answer 429/503 with a date: the retry waits for it."""
+    answers, url = scripted
+    retry_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)  # 1 to 2 s from now
+    answers.status, answers.headers = 503, (("Retry-After", format_datetime(retry_at, usegmt=True)),)
+    store = InfluxTelemetryStore(options_for(url, tmp_path / "spill", max_retries=1))
+
+    started = time.monotonic()
+    store.write(make_points(5))
+    waited = time.monotonic() - started
+    store.close()
+
+    assert answers.writes >= 2 and store.spilled_points() == 5  # then the spill's replay tries too
+    assert waited >= 0.9  # the date, not the 0.01 s backoff
+
+
 def test_malformed_batch_is_refused_with_the_reason_and_kept(
     scripted: tuple[ScriptedInflux, str], tmp_path: Path
 ) -> None:
@@ -354,6 +376,7 @@ def test_malformed_batch_is_refused_with_the_reason_and_kept(
     assert "field type conflict" in kept.with_suffix(".error.txt").read_text()
 
 
+@pytest.mark.slow
 def test_a_malformed_batch_in_the_spill_is_set_aside_and_the_others_replayed(
     scripted: tuple[ScriptedInflux, str], tmp_path: Path
 ) -> None:

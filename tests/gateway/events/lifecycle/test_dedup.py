@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from citywatch.protocol.messages import Severity
-from gateway.lifecycle import DedupAction, EventState, KnownEvent, RaisedCondition, decide
+from gateway.events.lifecycle.dedup import DedupAction, KnownEvent, RaisedCondition, decide
+from gateway.events.lifecycle.models import EventState
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=15)

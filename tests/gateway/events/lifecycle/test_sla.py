@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gateway.lifecycle import (
-    Action,
+from gateway.events.lifecycle.models import Action, EventState
+from gateway.events.lifecycle.sla import (
     EscalationPolicy,
-    EventState,
     SlaColour,
     SlaView,
     due_escalations,

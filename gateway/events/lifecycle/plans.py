@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 
 from citywatch.protocol.messages import Severity
 from gateway.cap.models import CapChange
-from gateway.lifecycle.dedup import DedupAction, DedupDecision, KnownEvent, RaisedCondition, decide
-from gateway.lifecycle.models import SYSTEM_ACTOR, Action, Actor, TransitionRequest
+from gateway.events.lifecycle.dedup import DedupAction, DedupDecision, KnownEvent, RaisedCondition, decide
+from gateway.events.lifecycle.models import SYSTEM_ACTOR, Action, Actor, TransitionRequest
 from gateway.routing.models import RoutingTable
 from gateway.routing.service import RouteDecision, route
 

@@ -14,6 +14,9 @@ from citywatch.protocol.messages import EventType
 from gateway.api.deps import SessionDep, check_time
 from gateway.auth.deps import AnyCaller, CallbackCaller, DispatcherCaller
 from gateway.events import service
+from gateway.events.lifecycle.models import Action, EventState, RefusalCode, TransitionRefused
+from gateway.events.lifecycle.sla import handling_metrics
+from gateway.events.lifecycle.transitions import TRANSITIONS
 from gateway.events.models import (
     AcknowledgeRequest,
     CallbackRequest,
@@ -23,14 +26,6 @@ from gateway.events.models import (
     MetricsRead,
     read_event,
     sla_view,
-)
-from gateway.lifecycle import (
-    TRANSITIONS,
-    Action,
-    EventState,
-    RefusalCode,
-    TransitionRefused,
-    handling_metrics,
 )
 
 router = APIRouter(prefix="/events", tags=["events"])

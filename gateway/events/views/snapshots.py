@@ -1,6 +1,6 @@
-"""``GET /events/{event_id}/snapshot``: the evidence JPEG of an event (mount ``router`` in the API app).
+"""``GET /events/{event_id}/snapshot``: the evidence JPEG of an event.
 
-The ingest stores each ``snapshot`` message as ``<DATA_DIR>/snapshots/<snapshot_id>.jpg`` (idempotent:
+The ingest stores each ``snapshot`` message as ``Settings.snapshot_dir/<snapshot_id>.jpg`` (idempotent:
 a QoS 1 duplicate finds the file there); the event row carries the ``snapshot_id`` its device sent.
 """
 
@@ -8,30 +8,24 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, status
-from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 
 from gateway.api.deps import ServicesDep, SessionDep
 from gateway.auth.deps import AnyCaller
 from gateway.events import service
+from gateway.events.views.events import EventId
 from gateway.settings import Settings
 
 router = APIRouter(prefix="/events", tags=["events"])
-EventId = Annotated[int, PathParam(ge=1, le=2**31 - 1, description="The gateway's event id")]
 _SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")  # as the protocol's SnapshotMessage.snapshot_id
-
-
-def snapshot_dir(settings: Settings) -> Path:
-    return settings.DATA_DIR / "snapshots"
 
 
 def snapshot_path(settings: Settings, snapshot_id: str) -> Path:
     if not _SNAPSHOT_ID.match(snapshot_id):
         raise ValueError(f"snapshot id {snapshot_id!r} is not a valid id")
-    return snapshot_dir(settings) / f"{snapshot_id}.jpg"
+    return settings.snapshot_dir / f"{snapshot_id}.jpg"
 
 
 @router.get(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from gateway.auth.roles import Role
-from gateway.lifecycle.models import (
+from gateway.events.lifecycle.models import (
     SLA_RUNNING_STATES,
     Action,
     AuditRecord,

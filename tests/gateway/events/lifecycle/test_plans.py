@@ -9,17 +9,10 @@ import pytest
 from citywatch.protocol.messages import Severity
 from gateway.auth.roles import Role
 from gateway.cap.models import CapChange
-from gateway.lifecycle import (
-    Action,
-    Actor,
-    DedupAction,
-    EventState,
-    KnownEvent,
-    RaisedCondition,
-    WorkItem,
-    apply_transition,
-)
-from gateway.lifecycle.flows import Area, dispatch_request, plan_raised_condition
+from gateway.events.lifecycle.dedup import DedupAction, KnownEvent, RaisedCondition
+from gateway.events.lifecycle.models import Action, Actor, EventState, WorkItem
+from gateway.events.lifecycle.plans import Area, dispatch_request, plan_raised_condition
+from gateway.events.lifecycle.transitions import apply_transition
 from gateway.routing.models import RoutingTable
 from gateway.routing.service import load_routing
 from tests.support.paths import ROUTING_EXAMPLE

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from citywatch.protocol.messages import Severity
-from gateway.lifecycle.models import EventState
+from gateway.events.lifecycle.models import EventState
 
 
 class DedupAction(StrEnum):

@@ -7,20 +7,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.auth.roles import Role
-from gateway.lifecycle import (
+from gateway.events.lifecycle.models import (
     SYSTEM_ACTOR,
-    TRANSITIONS,
     Action,
     Actor,
     EventState,
     RefusalCode,
+    Requirement,
     TransitionRefused,
     TransitionRequest,
     WorkItem,
-    allowed_actions,
-    apply_transition,
 )
-from gateway.lifecycle.models import Requirement
+from gateway.events.lifecycle.transitions import TRANSITIONS, allowed_actions, apply_transition
 
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 DISPATCHER = Actor(name="li.na", role=Role.DISPATCHER)

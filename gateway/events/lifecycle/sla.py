@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from gateway.lifecycle.models import SYSTEM_ACTOR, Action, AuditRecord, EventState
+from gateway.events.lifecycle.models import SYSTEM_ACTOR, Action, AuditRecord, EventState
 
 
 class SlaColour(StrEnum):

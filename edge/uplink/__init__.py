@@ -1,0 +1,16 @@
+"""Device <-> broker link with a store-and-forward outbox on disk (used by every edge agent).
+
+``send`` appends to the SQLite outbox and returns at once; one network thread connects (with
+backoff), publishes the retained birth ``state`` with a fresh session number (the will carries the
+same number), drains the outbox in order with QoS 1, and deletes each row only on its PUBACK.
+Commands and config pushes arrive on ``cmd`` / ``config`` and are answered on ``ack``.
+
+- ``link``: ``Uplink``, what an agent holds (send, start, stop, flush, counters);
+- ``connection``: the network thread (connect and back off, birth and will, paho's loop);
+- ``pump``: the outbox onto the wire, a row deleted only on its PUBACK;
+- ``commands``: commands answered on ``ack``; ``config_push``: config pushes checked and answered.
+"""
+
+from edge.uplink.link import Uplink
+
+__all__ = ["Uplink"]

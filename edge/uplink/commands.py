@@ -1,0 +1,68 @@
+"""Commands on ``cmd`` and config pushes on ``config``, each answered on ``ack``.
+
+``ping`` is answered here; every other command goes to the agent's handler, which answers
+``(ok, message)`` or None for "not mine" (then: unknown command).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from citywatch.protocol.codec import RejectedMessage, decode
+from citywatch.protocol.messages import AckMessage, CommandMessage, ConfigMessage
+from edge.uplink.config_push import ConfigHandler, answer_config_push
+from edge.uplink.identity import DeviceIdentity
+
+log = logging.getLogger(__name__)
+
+CommandHandler = Callable[[CommandMessage], "tuple[bool, str] | None"]
+
+
+class Inbox:
+    def __init__(
+        self, device: DeviceIdentity, on_command: CommandHandler | None, on_config: ConfigHandler
+    ) -> None:
+        self.device = device
+        self.on_command = on_command
+        self.on_config = on_config
+
+    def answer(self, topic: str, payload: bytes) -> AckMessage | None:
+        """The ack for a command or config push; None for anything else (nothing to answer)."""
+        try:
+            decoded = decode(topic, payload)
+        except RejectedMessage as exc:
+            log.warning("ignored message on %s: %s", topic, exc)
+            return None
+        incoming = decoded.message
+        if isinstance(incoming, CommandMessage):
+            ok, text = self._command(incoming)
+        elif isinstance(incoming, ConfigMessage):
+            ok, text = answer_config_push(
+                incoming, running_version=self.device.config_version, handler=self.on_config
+            )
+        else:
+            return None
+        log.info("%s %s -> ok=%s %s", decoded.topic.channel, getattr(incoming, "command", "config"), ok, text)
+        return AckMessage(
+            device_id=self.device.device_id,
+            cmd_id=incoming.cmd_id,
+            ts=datetime.now(UTC),
+            ok=ok,
+            message=text[:1000],
+        )
+
+    def _command(self, command: CommandMessage) -> tuple[bool, str]:
+        if command.command == "ping":
+            return True, "pong"
+        result = None
+        if self.on_command is not None:
+            try:
+                result = self.on_command(command)
+            except Exception as exc:  # a handler bug must not kill the link
+                log.exception("command %s failed", command.command)
+                return False, f"command failed: {exc}"
+        if result is None:
+            return False, f"unknown command {command.command!r}"
+        return result

@@ -1,0 +1,228 @@
+"""The network thread: connect (backing off while the broker is away), birth and will, paho's external loop.
+
+Each connection gets a fresh session number from the outbox; the retained birth ``state`` and the
+will carry it. Every turn of the loop lets the pump put the outbox on the wire; what arrives on
+``cmd`` / ``config`` is answered by the inbox. ``wake()`` (any thread) ends the current wait at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import ssl
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from citywatch.mqtt import MqttOptions
+from citywatch.protocol.topics import Channel
+from edge.outbox import Outbox
+from edge.uplink.commands import Inbox
+from edge.uplink.identity import DeviceIdentity
+from edge.uplink.pump import OutboxPump
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Reconnect delays: the first, then doubling up to the longest."""
+
+    first_s: float
+    longest_s: float
+
+    def after(self, delay_s: float) -> float:
+        return min(delay_s * 2, self.longest_s)
+
+
+class Connection:
+    def __init__(
+        self,
+        options: MqttOptions,
+        device: DeviceIdentity,
+        outbox: Outbox,
+        pump: OutboxPump,
+        inbox: Inbox,
+        backoff: Backoff,
+    ) -> None:
+        self.options = options
+        self.device = device
+        self.outbox = outbox
+        self.pump = pump
+        self.inbox = inbox
+        self.backoff = backoff
+        self.session = 0
+        self.connected = threading.Event()
+        self._stopping = threading.Event()
+        # wake() pokes this socket so the loop publishes at once instead of at its next poll.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"uplink-{self.device.device_id}", daemon=True
+            )
+            self._thread.start()
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):  # already poked (buffer full), or closed
+            self._wake_w.send(b"x")
+
+    def stop(self) -> None:
+        """Say offline, disconnect and end the thread (without waiting for the outbox: the caller does)."""
+        self._stopping.set()
+        self.wake()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _new_client(self) -> mqtt.Client:
+        self.session = self.outbox.next_session()
+        client = mqtt.Client(
+            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"citywatch-{self.device.site}-{self.device.device_id}",
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+        )
+        client.max_inflight_messages_set(self.pump.max_inflight)
+        client.max_queued_messages_set(0)
+        if self.options.username:
+            client.username_pw_set(self.options.username, self.options.password)
+        if self.options.tls:
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.will_set(
+            self.device.topic(Channel.STATE), self.device.state("offline", self.session), qos=1, retain=True
+        )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def _run(self) -> None:
+        backoff = self.backoff.first_s
+        while not self._stopping.is_set():
+            client = self._new_client()
+            try:
+                client.connect(self.options.host, self.options.port, keepalive=self.options.keepalive_s)
+            except OSError as exc:
+                log.info(
+                    "broker %s unreachable (%s); retry in %.1fs, %d queued",
+                    self.options.url,
+                    exc,
+                    backoff,
+                    self.outbox.depth,
+                )
+                self._stopping.wait(backoff)
+                backoff = self.backoff.after(backoff)
+                continue
+            self.pump.restart()
+            alive = True
+            while alive and not self._stopping.is_set():
+                alive = self._step(client, timeout_s=1.0)
+                self.pump.delete_acknowledged()
+                if alive and self.connected.is_set():
+                    backoff = self.backoff.first_s
+                    self.pump.publish_next(client)
+            if self._stopping.is_set() and self.connected.is_set():
+                self._say_goodbye(client)
+            self.connected.clear()
+            if not self._stopping.is_set():
+                log.warning(
+                    "disconnected from %s; reconnecting in %.1fs, %d queued",
+                    self.options.url,
+                    backoff,
+                    self.outbox.depth,
+                )
+                self._stopping.wait(backoff)
+                backoff = self.backoff.after(backoff)
+
+    def _say_goodbye(self, client: mqtt.Client) -> None:
+        # Graceful: retained offline (the will only fires on an unexpected loss).
+        info = client.publish(
+            self.device.topic(Channel.STATE), self.device.state("offline", self.session), qos=1, retain=True
+        )
+        deadline = time.monotonic() + 2
+        while not info.is_published() and time.monotonic() < deadline:
+            if not self._step(client, timeout_s=0.05):
+                break
+        client.disconnect()
+
+    def _step(self, client: mqtt.Client, *, timeout_s: float) -> bool:
+        """One turn of paho's external-loop API, woken by the socket or by wake(); False: connection lost."""
+        sock = client.socket()
+        if sock is None:
+            return False
+        # poll(), not select(): select() fails on descriptors above 1023, which a simulated fleet of
+        # a few hundred devices (socket, wake pipe and SQLite files each) in one process reaches.
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | (select.POLLOUT if client.want_write() else 0))
+        poller.register(self._wake_r, select.POLLIN)
+        try:
+            ready = dict(poller.poll(timeout_s * 1000))
+        except OSError:
+            return False
+        sock_events = ready.get(sock.fileno(), 0)
+        if sock_events & (select.POLLERR | select.POLLNVAL):
+            return False
+        readable = sock_events & (select.POLLIN | select.POLLHUP)
+        writable = sock_events & select.POLLOUT
+        if ready.get(self._wake_r.fileno(), 0) & select.POLLIN:
+            try:
+                while self._wake_r.recv(4096):
+                    pass
+            except (BlockingIOError, OSError):
+                pass
+        ok = mqtt.MQTT_ERR_SUCCESS
+        if readable and client.loop_read() != ok:
+            return False
+        if (writable or client.want_write()) and client.loop_write() != ok:
+            return False
+        return client.loop_misc() == ok
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker %s refused the connection: %s", self.options.url, reason)
+            client.disconnect()
+            return
+        client.publish(
+            self.device.topic(Channel.STATE), self.device.state("online", self.session), qos=1, retain=True
+        )
+        client.subscribe([(self.device.topic(Channel.CMD), 1), (self.device.topic(Channel.CONFIG), 1)])
+        self.connected.set()
+        log.info(
+            "connected to %s (session %d, resumed=%s), %d queued",
+            self.options.url,
+            self.session,
+            bool(getattr(flags, "session_present", False)),
+            self.outbox.depth,
+        )
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        self.connected.clear()
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
+        self.pump.acknowledged(mid)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        ack = self.inbox.answer(message.topic, bytes(message.payload))
+        if ack is not None:
+            client.publish(self.device.topic(Channel.ACK), ack.to_json(), qos=1)

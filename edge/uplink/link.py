@@ -1,0 +1,109 @@
+"""``Uplink``: what an agent holds. It queues on disk and owns the parts that do the rest."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from citywatch import __version__
+from citywatch.mqtt import MqttOptions
+from citywatch.polling import wait_until
+from citywatch.protocol.messages import DeviceType
+from citywatch.protocol.topics import Channel
+from edge.outbox import Outbox
+from edge.uplink.commands import CommandHandler, Inbox
+from edge.uplink.config_push import ConfigHandler, validate_pushed_config
+from edge.uplink.connection import Backoff, Connection
+from edge.uplink.identity import DeviceIdentity
+from edge.uplink.pump import OutboxPump
+
+log = logging.getLogger(__name__)
+
+
+class Uplink:
+    def __init__(
+        self,
+        options: MqttOptions,
+        site: str,
+        device_id: str,
+        device_type: DeviceType | str,
+        config_version: str,
+        outbox_path: str | Path,
+        on_command: CommandHandler | None = None,
+        *,
+        on_config: ConfigHandler | None = None,
+        max_messages: int = 100_000,
+        fsync: bool = True,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        max_inflight: int = 50,
+        firmware_version: str = __version__,
+    ) -> None:
+        self.device = DeviceIdentity(
+            site, device_id, DeviceType(device_type), config_version, firmware_version
+        )
+        self.outbox = Outbox(outbox_path, max_messages=max_messages, fsync=fsync)
+        self.pump = OutboxPump(self.outbox, self.device.topic, max_inflight=max_inflight)
+        self.connection = Connection(
+            options,
+            self.device,
+            self.outbox,
+            self.pump,
+            Inbox(self.device, on_command, on_config or validate_pushed_config),
+            Backoff(first_s=reconnect_min_s, longest_s=reconnect_max_s),
+        )
+
+    @property
+    def device_id(self) -> str:
+        return self.device.device_id
+
+    @property
+    def connected(self) -> bool:
+        return self.connection.connected.is_set()
+
+    @property
+    def session(self) -> int:
+        return self.connection.session
+
+    @property
+    def published(self) -> int:
+        return self.pump.published
+
+    @property
+    def queue_depth(self) -> int:
+        return self.outbox.depth
+
+    @property
+    def dropped(self) -> int:
+        return self.outbox.dropped
+
+    def topic(self, channel: Channel) -> str:
+        return self.device.topic(channel)
+
+    def send(self, channel: Channel, message: BaseModel) -> None:
+        """Durably queue a message (telemetry may be dropped when the outbox is full; nothing else is)."""
+        payload = message.to_json() if hasattr(message, "to_json") else message.model_dump_json().encode()
+        self.outbox.append(channel.value, payload, droppable=channel is Channel.TELEMETRY)
+        self.connection.wake()
+
+    def start(self) -> Uplink:
+        self.connection.start()
+        return self
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self.connection.connected.wait(timeout_s)
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until the outbox is empty (True) or ``timeout_s`` passes (False)."""
+        return bool(wait_until(lambda: self.outbox.depth == 0, timeout_s=timeout_s, interval_s=0.02))
+
+    def stop(self, flush_timeout_s: float = 3.0) -> None:
+        """Deliver what can be delivered within ``flush_timeout_s``, say offline, disconnect."""
+        if self.connection.started and self.connected and flush_timeout_s > 0:
+            self.flush(flush_timeout_s)
+        self.connection.stop()
+        self.outbox.close()
+        if self.outbox.depth:
+            log.info("stopped with %d message(s) still queued in %s", self.outbox.depth, self.outbox.path)
