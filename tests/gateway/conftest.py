@@ -49,13 +49,22 @@ def gateway_settings(
 @pytest.fixture
 def gateway(gateway_settings: Settings) -> Iterator[GatewayApp]:
     app = GatewayApp(gateway_settings, delivery=FAST_RETRIES)
+    yield from running_with_devices(app)
+
+
+def running_with_devices(app: GatewayApp) -> Iterator[GatewayApp]:
+    """Start ``app``, provision the test culverts, wait for the broker; stop it afterwards."""
     app.start()
-    with app.session_factory() as session, session.begin():
-        for device_id in DEVICES:
-            devices_service.provision(session=session, device_id=device_id, site=SITE, device_type="culvert")
-    assert app.ingest.wait_connected(10), "gateway did not connect to the test broker"
-    yield app
-    app.stop()
+    try:
+        with app.session_factory() as session, session.begin():
+            for device_id in DEVICES:
+                devices_service.provision(
+                    session=session, device_id=device_id, site=SITE, device_type="culvert"
+                )
+        assert app.ingest.wait_connected(10), "gateway did not connect to the test broker"
+        yield app
+    finally:
+        app.stop()
 
 
 @pytest.fixture

@@ -15,12 +15,11 @@ import pytest
 
 from citywatch.protocol.topics import Channel
 from gateway.db import utcnow
-from gateway.devices import service as devices_service
 from gateway.devices.monitor import PresenceOptions
 from gateway.runner import GatewayApp
 from gateway.settings import Settings
 from simulators.dispatch_centre import DispatchCentreSimulator
-from tests.gateway.conftest import DEVICES, FAST_RETRIES, SITE
+from tests.gateway.conftest import FAST_RETRIES, SITE, running_with_devices
 from tests.gateway.helpers import Publisher, state, telemetry, topic
 from tests.gateway.tokens import api_client
 from tests.support.polling import wait_until
@@ -61,13 +60,7 @@ def gateway(gateway_settings: Settings, clock: MovableClock) -> Iterator[Gateway
     app = GatewayApp(
         settings, delivery=FAST_RETRIES, presence=PresenceOptions(check_every_s=0.05, clock=clock)
     )
-    app.start()
-    with app.session_factory() as session, session.begin():
-        for device_id in DEVICES:
-            devices_service.provision(session=session, device_id=device_id, site=SITE, device_type="culvert")
-    assert app.ingest.wait_connected(10), "gateway did not connect to the test broker"
-    yield app
-    app.stop()
+    yield from running_with_devices(app)
 
 
 @pytest.fixture
