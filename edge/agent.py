@@ -18,6 +18,7 @@ from citywatch.mqtt import MqttOptions
 from citywatch.protocol.messages import DeviceType
 from edge.config import AgentConfig
 from edge.uplink import Uplink
+from edge.uplink.pump import ReceiptOptions
 
 log = logging.getLogger(__name__)
 
@@ -81,4 +82,9 @@ def uplink_for(config: AgentConfig, on_command: Any = None) -> Uplink:
         fsync=config.outbox.fsync,
         reconnect_min_s=config.mqtt.reconnect_min_s,
         reconnect_max_s=config.mqtt.reconnect_max_s,
+        receipts=(
+            ReceiptOptions(resend_after_s=config.outbox.resend_after_s)
+            if config.outbox.keep_until == "receipt"
+            else None
+        ),
     )

@@ -93,6 +93,20 @@ class OutboxSection(_Section):
         title="fsync every message",
         description="True: power-loss safe. False: survives crashes and kill -9, not power loss; faster.",
     )
+    keep_until: Literal["receipt", "puback"] = Field(
+        default="receipt",
+        title="Keep each message until",
+        description="receipt: the gateway confirms it is stored (end to end: survives a broker crash; needs "
+        "a gateway that sends receipts). puback: the broker has it (lost if the broker dies before saving).",
+    )
+    resend_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        title="Resend unconfirmed after",
+        description="Seconds a sent message may stay unconfirmed while the gateway confirms later ones "
+        "before it is sent again (doubling while it stays unconfirmed). keep_until: receipt only.",
+    )
 
 
 class TelemetrySection(_Section):

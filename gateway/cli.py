@@ -15,12 +15,22 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     gateway = commands.add_parser(
         "gateway",
         help="run the gateway (MQTT ingest, dispatch, REST API); settings from CITYWATCH_* variables",
-        description="Without a subcommand: run the gateway until SIGTERM/Ctrl-C. Settings come from "
-        "CITYWATCH_MQTT_URL, CITYWATCH_DB_URL, CITYWATCH_HTTP_PORT, CITYWATCH_DISPATCH_URL, ...",
+        description="Without a subcommand: run the gateway until SIGTERM/Ctrl-C.\n"
+        "Settings come from CITYWATCH_* environment variables, all listed below.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
     )
+    gateway.add_argument("-h", "--help", action=_HelpWithSettings, help="show this help and every setting")
     gateway.set_defaults(handler=_run)
     sub = gateway.add_subparsers(dest="gateway_command", metavar="SUBCOMMAND")
-    sub.add_parser("run", help="run the gateway (the default)").set_defaults(handler=_run)
+    run = sub.add_parser(
+        "run",
+        help="run the gateway (the default)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
+    )
+    run.add_argument("-h", "--help", action=_HelpWithSettings, help="show this help and every setting")
+    run.set_defaults(handler=_run)
     sub.add_parser("migrate", help="bring the database schema up to date and exit").set_defaults(
         handler=_migrate
     )
@@ -33,6 +43,8 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     add.add_argument("--type", dest="device_type", required=True, help="culvert | elevator | facade | street")
     add.add_argument("--grid", default=None, help="grid (for routing)")
     add.add_argument("--town", default=None, help="town/sub-district (for routing)")
+    add.add_argument("--latitude", type=float, default=None, help="WGS 84, -90..90 (CAP <circle>)")
+    add.add_argument("--longitude", type=float, default=None, help="WGS 84, -180..180 (with --latitude)")
     add.add_argument("--description", default="", help="where it is, for people")
     add.set_defaults(handler=_devices_add)
     list_ = devices_sub.add_parser("list", help="list provisioned devices")
@@ -45,6 +57,21 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
     auth_cli.register(sub)
     routing_cli.register(sub)
+
+
+class _HelpWithSettings(argparse.Action):
+    """``--help`` ending with every setting, read from the Settings model when asked: it cannot drift
+    from the model, and ``citywatch`` does not import pydantic just to start."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        from gateway.settings import settings_reference
+
+        parser.epilog = settings_reference()
+        parser.print_help()
+        parser.exit()
 
 
 def _settings() -> Any:
@@ -85,10 +112,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from gateway.db import make_engine, migrate
+    from gateway.redaction import redact_url
 
     settings = _settings()
     migrate(make_engine(settings.DB_URL))
-    print(f"database {settings.DB_URL} is at the latest schema")
+    print(f"database {redact_url(settings.DB_URL)} is at the latest schema")
     return 0
 
 
@@ -106,11 +134,14 @@ def _devices_add(args: argparse.Namespace) -> int:
             device_type=args.device_type,
             grid=args.grid,
             town=args.town,
+            latitude=args.latitude,
+            longitude=args.longitude,
             description=args.description,
         )
     except ValidationError as exc:
         for err in exc.errors():
-            print(f"error: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
+            where = ".".join(str(p) for p in err["loc"])  # empty for a rule over several options
+            print(f"error: {where + ': ' if where else ''}{err['msg'].removeprefix('Value error, ')}")
         return 2
     engine = make_engine(_settings().DB_URL)
     migrate(engine)

@@ -2,7 +2,7 @@
 
 from gateway.auth.models import ApiToken
 from gateway.db import Base
-from gateway.devices.models import Device
+from gateway.devices.models import Device, DeviceAudit
 from gateway.dispatch.models import OutboxMessage, WebhookEndpoint
 from gateway.events.models import Event, EventAudit, EventCapMessage, EventRevision
 
@@ -10,6 +10,7 @@ __all__ = [
     "ApiToken",
     "Base",
     "Device",
+    "DeviceAudit",
     "Event",
     "EventAudit",
     "EventCapMessage",

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from citywatch.mqtt import MqttOptions
 from citywatch.polling import wait_until
+from citywatch.protocol.codec import ClockBounds
 from gateway.api.app import create_app
 from gateway.api.deps import Services
 from gateway.cap.models import CapOptions
@@ -32,9 +33,13 @@ from gateway.dispatch import service as dispatch_service
 from gateway.dispatch.worker import DeliveryOptions, DispatchWorker
 from gateway.events.escalation import EscalationLoop
 from gateway.events.policy import EVENT_POLICY_KEY, EventPolicy, default_routing
+from gateway.ingest.broker_session import BrokerSessionWatch, ingested_before
 from gateway.ingest.consumer import IngestOptions, MqttIngest
 from gateway.ingest.processor import BatchProcessor
+from gateway.ingest.receipts import ReceiptDesk
+from gateway.ingest.refusals import RefusalRecorder
 from gateway.ingest.stats import IngestStats, RateLimitedLog
+from gateway.redaction import redact_url
 from gateway.routing.service import RoutingConfigError, load_routing
 from gateway.settings import Settings
 from gateway.telemetry.factory import make_telemetry_store
@@ -74,12 +79,21 @@ class GatewayApp:
             read_session_factory=self.read_session_factory,
             options=self._delivery,
         )
+        device_clock = ClockBounds(
+            max_ahead=timedelta(seconds=self.settings.CLOCK_SKEW_S), now=self.event_policy.clock
+        )
+        self.refusals = RefusalRecorder(
+            stats=self.stats,
+            log=RateLimitedLog(logging.getLogger("gateway.ingest")),
+            clock=device_clock,
+            now=self.event_policy.clock,
+        )
         processor = BatchProcessor(
             session_factory=self.session_factory,
             store=self.store,
             directory=self.directory,
             stats=self.stats,
-            refusals=RateLimitedLog(logging.getLogger("gateway.ingest")),
+            refusals=self.refusals,
             snapshot_dir=self.settings.snapshot_dir,
         )
         self.ingest = MqttIngest(
@@ -88,10 +102,16 @@ class GatewayApp:
                 client_id=self.settings.MQTT_CLIENT_ID,
                 max_payload_bytes=self.settings.MAX_PAYLOAD_BYTES,
                 max_batch=self.settings.INGEST_MAX_BATCH,
+                clock=device_clock,
             ),
             processor=processor,
             stats=self.stats,
             on_outbox_changed=self.worker.wake,
+            receipts=ReceiptDesk(interval_s=self.settings.RECEIPT_INTERVAL_S),
+            session_watch=BrokerSessionWatch(
+                had_session_before=ingested_before(self.read_session_factory),
+                degraded_for=timedelta(seconds=self.settings.BROKER_SESSION_LOST_DEGRADED_S),
+            ),
         )
         self.presence = PresenceMonitor(
             session_factory=self.session_factory,
@@ -113,6 +133,9 @@ class GatewayApp:
             directory=self.directory,
             ingest_status=self.ingest_status,
             dispatch_status=self.dispatch_status,
+            publish_to_device=self.ingest.publish,
+            recent_refusals=self.refusals.recent,
+            clocks_off=self.refusals.clocks_off,
         )
         self._server: uvicorn.Server | None = None
         self._server_thread: threading.Thread | None = None
@@ -142,10 +165,15 @@ class GatewayApp:
         self._started = True
         self._serve_api(sock)
         log.info(
-            "gateway up: API %s, MQTT %s, database %s", self.url, self.settings.MQTT_URL, self.engine.url
+            "gateway up: API %s, MQTT %s, database %s",
+            self.url,
+            redact_url(self.settings.MQTT_URL),
+            redact_url(self.settings.DB_URL),
         )
         if wait_mqtt_s > 0 and not self.ingest.wait_connected(wait_mqtt_s):
-            log.warning("not connected to MQTT %s yet; retrying in the background", self.settings.MQTT_URL)
+            log.warning(
+                "not connected to MQTT %s yet; retrying in the background", redact_url(self.settings.MQTT_URL)
+            )
         return self
 
     def stop(self) -> None:
@@ -175,9 +203,13 @@ class GatewayApp:
         return {
             "connected": self.ingest.connected,
             "writer_alive": self.ingest.writer_alive,
-            "url": self.settings.MQTT_URL,
+            "url": redact_url(self.settings.MQTT_URL),
             "client_id": self.settings.MQTT_CLIENT_ID,
+            "last_disconnect": self.ingest.last_disconnect,
             "queue_depth": self.ingest.queue_depth,
+            "storing_for_s": round(self.ingest.storing_for_s, 3),
+            "session": self.ingest.session_watch.status(),
+            "receipts_sent": self.ingest.receipts.sent,
             **self.stats.snapshot(),
         }
 
@@ -213,6 +245,11 @@ class GatewayApp:
                 sender_name=self.settings.CAP_SENDER_NAME,
                 status=self.settings.CAP_STATUS,
                 web_base_url=self.settings.public_url,
+                contact=self.settings.CAP_CONTACT,
+                validity={
+                    event_type.value: timedelta(seconds=seconds)
+                    for event_type, seconds in self.settings.CAP_VALIDITY_S.items()
+                },
             ),
             clock=clock or utcnow,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Literal
 
@@ -9,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from citywatch.protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
+from citywatch.protocol.messages import EventType
 from gateway.cap.models import CAP_TOKEN_PATTERN, CapStatus
 
 
@@ -73,12 +75,28 @@ class Settings(BaseSettings):
     MAX_PAYLOAD_BYTES: int = Field(
         default=DEFAULT_MAX_PAYLOAD_BYTES, gt=0, title="Largest accepted MQTT payload, bytes"
     )
+    CLOCK_SKEW_S: float = Field(
+        default=300.0,
+        gt=0,
+        title="Allowed device clock lead, seconds",
+        description="A message whose timestamp is further ahead of the gateway's clock is refused (reason "
+        "clock) and its device listed in /health. Past times are accepted back to 2020 (outbox replays, "
+        "wills). Simulations that fast-forward device time (the demo) need a larger value.",
+    )
     DEVICE_OFFLINE_AFTER_S: float = Field(
         default=600.0,
         gt=0,
         title="Silence before a device counts as offline",
         description="A device not heard from for this long (a will included) is reported 'silent' and "
         "gets a device_offline event, which ends when it is heard from again.",
+    )
+    COMMAND_EXPIRY_S: int = Field(
+        default=300,
+        ge=1,
+        le=86_400,
+        title="Command expiry, seconds",
+        description="A cmd sent through the API carries expires = now + this (unless the request says "
+        "otherwise); a device does not run it later and acks it as expired.",
     )
     SQLITE_BUSY_TIMEOUT_S: float = Field(
         default=30.0,
@@ -91,6 +109,22 @@ class Settings(BaseSettings):
         ge=1,
         title="Largest ingest batch",
         description="Messages stored per transaction; keep <= the broker's max_inflight_messages.",
+    )
+    RECEIPT_INTERVAL_S: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        title="Receipt interval, seconds",
+        description="At most one receipt per device this often: it lists every numbered message of the "
+        "device stored since the last one (docs/protocol.md, Delivery receipts). Keep it well under the "
+        "devices' resend_after_s.",
+    )
+    BROKER_SESSION_LOST_DEGRADED_S: float = Field(
+        default=600.0,
+        ge=0,
+        title="Degraded after a lost broker session, seconds",
+        description="When the broker comes back without the gateway's persistent session (it restarted "
+        "before saving it), /health says degraded for this long.",
     )
 
     ROUTING_FILE: Path | None = Field(
@@ -113,6 +147,27 @@ class Settings(BaseSettings):
         description="How often overdue events are looked for.",
     )
 
+    HEALTH_INGEST_QUEUE_MAX: int = Field(
+        default=5000,
+        ge=1,
+        title="Ingest backlog for degraded",
+        description="/health says degraded while this many received messages wait for the writer.",
+    )
+    HEALTH_INGEST_STALLED_S: float = Field(
+        default=10.0,
+        gt=0,
+        title="Ingest stall for degraded, seconds",
+        description="/health says degraded while the writer has spent this long on one batch (the "
+        "database hangs or keeps refusing writes).",
+    )
+    HEALTH_DISPATCH_PENDING_MAX_S: float = Field(
+        default=30.0,
+        gt=0,
+        title="Undelivered notification age for degraded, seconds",
+        description="/health says degraded while a notification for an enabled endpoint (or one the "
+        "gateway disabled after a 410) has waited longer than this.",
+    )
+
     PUBLIC_URL: str = Field(
         default="",
         title="Public API address",
@@ -132,6 +187,27 @@ class Settings(BaseSettings):
         title="CAP status",
         description="Actual in service; Exercise or Test for drills, so receivers do not act on them.",
     )
+    CAP_CONTACT: str = Field(
+        default="",
+        max_length=200,
+        title="CAP contact",
+        description="CAP <contact>: who answers questions about an alert, e.g. the duty desk's phone or "
+        "mailbox. Empty: the CAP sender.",
+    )
+    CAP_VALIDITY_S: dict[EventType, float] = Field(
+        default_factory=dict,
+        title="CAP validity per event type, seconds",
+        description="CAP <expires> = <sent> + this, per event type, as JSON, e.g. "
+        '{"water_level": 21600}; types left out keep the built-in validity (docs/cap.md).',
+    )
+
+    @field_validator("CAP_VALIDITY_S")
+    @classmethod
+    def _validity_is_positive(cls, value: dict[EventType, float]) -> dict[EventType, float]:
+        for event_type, seconds in value.items():
+            if not seconds > 0 or seconds == float("inf"):
+                raise ValueError(f"CAP validity of {event_type.value} must be a positive number of seconds")
+        return value
 
     @field_validator("DISPATCH_SECRET")
     @classmethod
@@ -168,3 +244,15 @@ class Settings(BaseSettings):
     def influx_spill_dir(self) -> Path:
         """Where points wait, fsynced, while InfluxDB is unreachable."""
         return self.DATA_DIR / "influx-spill"
+
+
+def settings_reference(width: int = 100) -> str:
+    """Every setting with its default and meaning, for ``citywatch gateway --help``."""
+    lines = ["settings (environment variables):"]
+    for name, field in Settings.model_fields.items():
+        default = field.get_default(call_default_factory=True)
+        shown = "(empty)" if default in ("", None) else str(default)
+        lines.append(f"  {Settings.model_config.get('env_prefix', '')}{name} (default: {shown})")
+        meaning = ": ".join(part for part in (field.title, field.description) if part)
+        lines.extend(textwrap.wrap(meaning, width=width, initial_indent=" " * 6, subsequent_indent=" " * 6))
+    return "\n".join(lines)

@@ -48,7 +48,11 @@ def _register_water(sub: argparse._SubParsersAction[Any]) -> None:
     water.add_argument("--faults", default="", help="comma list: spikes,stuck,dropouts,max_range")
     water.add_argument("--seed", type=int, default=1)
     water.add_argument(
-        "--speed", type=float, default=60.0, help="simulated-clock speed-up (60 = 1 min per s)"
+        "--speed",
+        type=float,
+        default=60.0,
+        help="simulated-clock speed-up (60 = 1 min per s); the devices' clocks then run ahead of a "
+        "gateway's, which refuses times over CITYWATCH_CLOCK_SKEW_S ahead: raise it for such a gateway",
     )
     water.add_argument("--mount-height-mm", type=int, default=2000)
     water.add_argument("--outbox-dir", type=Path, default=Path("var/sim-water"))

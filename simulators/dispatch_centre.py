@@ -1,5 +1,8 @@
 """A simulated city dispatch centre: receives Standard Webhooks, verifies them, records what arrived.
 
+JSON pushes are recorded as sent; CAP pushes (``application/cap+xml``) as ``type`` ``cap.<msgType>``,
+``data.id`` the event id, ``cap`` the XML (verified as docs/cap.md tells receivers).
+
 It can be told (at start, at runtime over ``POST /control``, or from Python) to fail with 5xx,
 answer slowly, throttle with 429 + Retry-After, or be down (drop connections). ``stop()`` then
 ``start()`` takes it off the network entirely and brings it back on the same port.
@@ -23,6 +26,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from lxml import etree
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from citywatch.polling import wait_until
@@ -30,6 +34,8 @@ from citywatch.polling import wait_until
 log = logging.getLogger("citywatch.sim.dispatch")
 
 WEBHOOK_PATHS = frozenset({"/", "/webhook"})
+CAP_MEDIA_TYPE = "application/cap+xml"
+_CAP_NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
 
 
 def new_secret() -> str:
@@ -197,8 +203,15 @@ class DispatchCentreSimulator:
             return behaviour, fail
 
     def _accept(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        cap = headers.get("content-type", "").startswith(CAP_MEDIA_TYPE)
         try:
-            payload = self._verifier.verify(body, headers)
+            if cap:  # docs/cap.md: the signature on the raw bytes, then the XML (verify() would parse JSON)
+                self._verifier.verify(body, headers, json_parse=False)
+                payload = _cap_summary(body)
+            else:
+                payload = self._verifier.verify(body, headers)
+        except etree.XMLSyntaxError as exc:
+            return HTTPStatus.BAD_REQUEST, {"error": f"signed, but not a CAP document: {exc}"}
         except WebhookVerificationError as exc:
             with self._lock:
                 self._tally.invalid_signatures += 1
@@ -224,6 +237,20 @@ class DispatchCentreSimulator:
     def _count_refused(self) -> None:
         with self._lock:
             self._tally.refused += 1
+
+
+def _cap_summary(body: bytes) -> dict[str, Any]:
+    """A CAP push as the simulator records it: ``type`` cap.<msgType>, the event id, the document."""
+    alert = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
+    msg_type = alert.findtext("cap:msgType", namespaces=_CAP_NS) or ""
+    incident = (alert.findtext("cap:incidents", namespaces=_CAP_NS) or "").split(".")  # citywatch.{id}.{uid}
+    event_id = int(incident[1]) if len(incident) > 1 and incident[1].isdigit() else None
+    identifier = alert.findtext("cap:identifier", namespaces=_CAP_NS)
+    return {
+        "type": f"cap.{msg_type}",
+        "data": {"id": event_id, "identifier": identifier},
+        "cap": body.decode(),
+    }
 
 
 def _handler_for(sim: DispatchCentreSimulator) -> type[BaseHTTPRequestHandler]:
@@ -290,7 +317,7 @@ def _handler_for(sim: DispatchCentreSimulator) -> type[BaseHTTPRequestHandler]:
                 log.info("behaviour now %s", behaviour)
                 self._send_json(HTTPStatus.OK, asdict(behaviour))
                 return
-            if self.path not in WEBHOOK_PATHS:
+            if self.path.partition("?")[0] not in WEBHOOK_PATHS:  # receivers keep access tokens in queries
                 self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
                 return
             behaviour, fail = sim._decide()

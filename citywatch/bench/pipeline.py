@@ -39,7 +39,14 @@ def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
 
 
 def _run_publisher(
-    url: str, count: int, devices: int, *, run: int, rate: float | None = None, processes: int = 1
+    url: str,
+    count: int,
+    devices: int,
+    *,
+    run: int,
+    rate: float | None = None,
+    processes: int = 1,
+    numbered: bool = False,
 ) -> dict[str, float]:
     """Publish ``count`` distinct messages from ``processes`` load generators sharing them (and ``rate``).
 
@@ -55,6 +62,8 @@ def _run_publisher(
         ]  # fmt: skip
         if rate is not None:
             command += ["--rate", str(rate / processes)]
+        if numbered:
+            command.append("--numbered")
         commands.append(command)
     running = [
         subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands
@@ -82,11 +91,14 @@ def _percentile(values: list[float], q: float) -> float:
 def bench_ingest(work_dir: Path, *, count: int = 20_000, devices: int = 50) -> dict[str, Any]:
     """Telemetry messages/s from simulated devices through Mosquitto into the gateway's store.
 
-    Two figures, each beside the same thing done by the C client ``mosquitto_sub`` (QoS 1, acks only)
+    Figures, each beside the same thing done by the C client ``mosquitto_sub`` (QoS 1, acks only)
     on the same broker in the same run:
 
     - live: the publisher and the gateway run together (both share the 2 cores: this is bounded by
       the publisher as much as by the gateway);
+    - live with receipts: the same, with messages numbered (``outbox_seq``) as the project's agents
+      send them, so the gateway also publishes receipts (end-to-end delivery); a ``mosquitto_sub``
+      takes the receipts as the devices would, and every message must be listed in one;
     - backlog: ``count`` messages wait in the gateway's persistent session while it is down; the figure
       is how fast it drains them once up, i.e. the consumer alone.
     """
@@ -98,21 +110,20 @@ def bench_ingest(work_dir: Path, *, count: int = 20_000, devices: int = 50) -> d
         settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
         with GatewayApp(settings) as gateway:
             _provision(gateway, device_ids(devices))
+            # Warm up first (connections, caches, the store's first pages): the two live figures that
+            # follow, without and with receipts, are then measured on the same footing.
+            warm_up = max(count // 10, devices)
+            _run_publisher(broker.url, warm_up, devices, run=5)
+            _wait(lambda: gateway.stats.snapshot()["telemetry_written"] >= warm_up, timeout_s=120)
             before = gateway.store.count()
-            timing: dict[str, float] = {}
-            publisher = threading.Thread(
-                target=lambda: timing.update(_run_publisher(broker.url, count, devices, run=1)), daemon=True
-            )
-            publisher.start()
-            # Poll the writer's counter (free), not count(*) on the store: a query every 10 ms took the
-            # store's lock and a tenth of the gateway's time. The store is counted once at the end.
-            written = lambda: gateway.stats.snapshot()["telemetry_written"]  # noqa: E731
-            complete = _wait(lambda: written() >= count, timeout_s=300)
-            done_at = time.time()
-            complete = complete and _wait(lambda: gateway.store.count() - before >= count, timeout_s=10)
-            publisher.join(60)
-            stored = gateway.store.count() - before
+            without = _live(gateway, broker, count=count, devices=devices, run=1)
             refused = sum(gateway.stats.snapshot().get("refused", {}).values())
+            receipts_before = gateway.ingest.receipts.sent
+            with _ReceiptListener(broker) as listener:
+                with_receipts = _live(gateway, broker, count=count, devices=devices, run=2, numbered=True)
+                # the last receipts follow within the receipt interval
+                _wait(lambda: listener.receipted() >= with_receipts["stored"], timeout_s=10)
+            receipts_sent = gateway.ingest.receipts.sent - receipts_before
         # The gateway is down; its session keeps queueing.
         _run_publisher(broker.url, count, devices, run=3)
         with GatewayApp(settings) as gateway:
@@ -121,10 +132,9 @@ def bench_ingest(work_dir: Path, *, count: int = 20_000, devices: int = 50) -> d
             taken_while_starting = written()
             drained = _wait(lambda: written() >= count, timeout_s=300)
             drain_s = time.time() - started
-            drained = drained and _wait(lambda: gateway.store.count() - before >= 2 * count, timeout_s=10)
-            drain_stored = gateway.store.count() - before - stored
-        seconds = done_at - timing["first_publish"]
-        rate = stored / seconds if complete else 0.0
+            drained = drained and _wait(lambda: gateway.store.count() - before >= 3 * count, timeout_s=10)
+            drain_stored = gateway.store.count() - before - without["stored"] - with_receipts["stored"]
+        stored, rate = without["stored"], without["msgs_per_s"]
         drain_rate = (count - taken_while_starting) / drain_s if drained else 0.0
         return {
             "messages": count,
@@ -134,6 +144,14 @@ def bench_ingest(work_dir: Path, *, count: int = 20_000, devices: int = 50) -> d
             "gateway_msgs_per_s": round(rate),
             "reference_mosquitto_sub_msgs_per_s": round(reference),
             "ratio_to_reference": round(rate / reference, 3) if reference else None,
+            "with_receipts_stored": with_receipts["stored"],
+            "with_receipts_lost": count - with_receipts["stored"],
+            "with_receipts_gateway_msgs_per_s": round(with_receipts["msgs_per_s"]),
+            "with_receipts_ratio_to_without": (
+                round(with_receipts["msgs_per_s"] / rate, 3) if rate and with_receipts["msgs_per_s"] else None
+            ),
+            "with_receipts_receipts_sent": receipts_sent,
+            "with_receipts_messages_receipted": listener.receipted(),
             "backlog_stored": drain_stored,
             "backlog_lost": count - drain_stored,
             "backlog_gateway_drain_msgs_per_s": round(drain_rate),
@@ -142,6 +160,80 @@ def bench_ingest(work_dir: Path, *, count: int = 20_000, devices: int = 50) -> d
         }
     finally:
         broker.stop()
+
+
+def _live(
+    gateway: GatewayApp,
+    broker: MosquittoBroker,
+    *,
+    count: int,
+    devices: int,
+    run: int,
+    numbered: bool = False,
+) -> dict[str, float]:
+    """Publish ``count`` messages while the gateway runs; how many it stored, and how fast."""
+    before = gateway.store.count()
+    written_before = gateway.stats.snapshot()["telemetry_written"]
+    timing: dict[str, float] = {}
+    publisher = threading.Thread(
+        target=lambda: timing.update(_run_publisher(broker.url, count, devices, run=run, numbered=numbered)),
+        daemon=True,
+    )
+    publisher.start()
+    # Poll the writer's counter (free), not count(*) on the store: a query every 10 ms took the
+    # store's lock and a tenth of the gateway's time. The store is counted once at the end.
+    written = lambda: gateway.stats.snapshot()["telemetry_written"] - written_before  # noqa: E731
+    complete = _wait(lambda: written() >= count, timeout_s=300)
+    done_at = time.time()
+    complete = complete and _wait(lambda: gateway.store.count() - before >= count, timeout_s=10)
+    publisher.join(60)
+    stored = gateway.store.count() - before
+    return {"stored": stored, "msgs_per_s": stored / (done_at - timing["first_publish"]) if complete else 0.0}
+
+
+class _ReceiptListener:
+    """``mosquitto_sub`` on every bench device's receipt topic, in its own process (as the devices would
+    be): how many messages the receipts listed. -1 when mosquitto_sub is not installed."""
+
+    def __init__(self, broker: MosquittoBroker) -> None:
+        binary = shutil.which("mosquitto_sub")
+        self._lines: list[str] = []
+        self._process: subprocess.Popen[str] | None = None
+        if binary is None:
+            return
+        self._process = subprocess.Popen(
+            [binary, "-h", broker.host, "-p", str(broker.port), "-q", "1", "-t",
+             f"citywatch/v1/{BENCH_SITE}/+/receipt"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )  # fmt: skip
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        time.sleep(0.5)  # no "subscribed" signal (as in the reference run)
+
+    def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        for line in self._process.stdout:
+            self._lines.append(line)
+
+    def receipted(self) -> int:
+        if self._process is None:
+            return -1
+        total = 0
+        for line in list(self._lines):
+            for first, last in json.loads(line)["stored"]:
+                total += last - first + 1
+        return total
+
+    def __enter__(self) -> _ReceiptListener:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+            self._reader.join(5)
 
 
 def _reference_subscriber_rate(broker: MosquittoBroker, *, count: int, devices: int) -> float:

@@ -27,8 +27,11 @@ def device_ids(devices: int) -> list[str]:
     return [f"bench-{i:04d}" for i in range(devices)]
 
 
-def payloads(count: int, devices: int, *, run: int) -> list[tuple[str, bytes]]:
-    """Distinct samples: (device, measurement, ts) never repeats within a run or across runs."""
+def payloads(count: int, devices: int, *, run: int, numbered: bool = False) -> list[tuple[str, bytes]]:
+    """Distinct samples: (device, measurement, ts) never repeats within a run or across runs.
+
+    ``numbered``: each carries its device's outbox sequence, as agents that wait for receipts send them,
+    so the gateway sends receipts back."""
     ids = device_ids(devices)
     # recent (time-series servers drop points older than their retention), an hour apart per run
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=6 - run)
@@ -40,6 +43,7 @@ def payloads(count: int, devices: int, *, run: int) -> list[tuple[str, bytes]]:
             ts=start + timedelta(milliseconds=n),
             measurement="water_level",
             fields={"level_cm": float(n % 400) / 10, "distance_mm": 2000.0 - n % 400},
+            outbox_seq=n // devices + 1 if numbered else None,
         )
         out.append(
             (str(Topic(site=BENCH_SITE, device_id=device, channel=Channel.TELEMETRY)), message.to_json())
@@ -146,8 +150,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=None, help="messages/s (default: as fast as possible)")
     parser.add_argument("--part", type=int, default=0, help="publish every --parts-th message from this one")
     parser.add_argument("--parts", type=int, default=1, help="how many processes share the messages")
+    parser.add_argument(
+        "--numbered", action="store_true", help="carry outbox_seq (the gateway sends receipts)"
+    )
     args = parser.parse_args()
-    messages = payloads(args.count, args.devices, run=args.run)[args.part :: args.parts]
+    messages = payloads(args.count, args.devices, run=args.run, numbered=args.numbered)[
+        args.part :: args.parts
+    ]
     print(json.dumps(publish(args.url, messages, rate=args.rate)), flush=True)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import shutil
+import signal
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -75,3 +76,21 @@ class MosquittoBroker(LocalServer):
             log = log_path.read_text() if log_path.exists() else ""
             raise RuntimeError(f"mosquitto did not start on port {self.port}: {log[-2000:]}") from None
         return self
+
+    @property
+    def persistence_file(self) -> Path:
+        return self.data_dir / "mosquitto.db"
+
+    def save(self, timeout_s: float = 10.0) -> None:
+        """Write the persistence file now (SIGUSR1), as the periodic autosave would; wait until written."""
+        if self._process is None:
+            raise RuntimeError("mosquitto is not running")
+        before = self.persistence_file.stat().st_mtime_ns if self.persistence_file.exists() else 0
+        self._process.send_signal(signal.SIGUSR1)
+        saved = wait_until(
+            lambda: self.persistence_file.exists() and self.persistence_file.stat().st_mtime_ns > before,
+            timeout_s=timeout_s,
+            interval_s=0.01,
+        )
+        if not saved:
+            raise TimeoutError(f"mosquitto did not write {self.persistence_file} within {timeout_s} s")

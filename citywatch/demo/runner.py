@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.orm import Session
 
 from citywatch.broker.embedded import start_broker
 from citywatch.polling import wait_until
@@ -31,12 +32,64 @@ from simulators.water_fleet import WaterFleetOptions, device_config
 
 log = logging.getLogger("citywatch.demo")
 SITE = "riverside"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoDevice:
+    """A simulated culvert as the registry knows it: where it is (CAP <area>) and how deep it floods."""
+
+    id: str
+    peak_cm: float
+    description: str
+    grid: str
+    town: str
+    latitude: float
+    longitude: float
+
+
 DEMO_DEVICES = (
-    # (device id, peak depth cm): one critical flood, one warning-level flood, one that stays shallow.
-    ("culvert-riverside-1", 32.0),
-    ("culvert-riverside-2", 18.0),
-    ("culvert-hillside-1", 6.0),
+    # One critical flood, one warning-level flood, one that stays shallow.
+    DemoDevice(
+        "culvert-riverside-1", 32.0, "Riverside Rd culvert, east lane", "g-12", "xinqiao", 31.0612, 121.3187
+    ),
+    DemoDevice(
+        "culvert-riverside-2", 18.0, "Riverside Rd culvert, west lane", "g-12", "xinqiao", 31.0598, 121.3121
+    ),
+    DemoDevice("culvert-hillside-1", 6.0, "Hillside Ave culvert", "g-07", "xinqiao", 31.0703, 121.3260),
 )
+
+
+def provision_demo_devices(session: Session) -> None:
+    for device in DEMO_DEVICES:
+        devices_service.provision(
+            session=session,
+            device_id=device.id,
+            site=SITE,
+            device_type="culvert",
+            grid=device.grid,
+            town=device.town,
+            latitude=device.latitude,
+            longitude=device.longitude,
+            description=device.description,
+        )
+
+
+def start_demo_culverts(*, mqtt_url: str, outbox_dir: Path, speed: float) -> list[CulvertAgent]:
+    """The demo's culverts: real edge agents on simulated sensors, a storm one simulated minute in."""
+    clock = ScaledClock(speed=speed)
+    fleet = WaterFleetOptions(
+        site=SITE, mqtt_url=mqtt_url, scenario="storm", start_after_s=60.0, speed=speed, outbox_dir=outbox_dir
+    )
+    return [
+        CulvertAgent(
+            device_config(replace(fleet, peak_cm=device.peak_cm), device.id, index), clock=clock
+        ).start()
+        for index, device in enumerate(DEMO_DEVICES)
+    ]
+
+
+# The culverts' clocks run fast-forward, ahead of the gateway's: a year's lead is 6 days of demo at 60x.
+FAST_FORWARD_CLOCK_SKEW_S = 366 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +155,7 @@ def run_demo(options: DemoOptions) -> int:
         DISPATCH_SECRET=dispatch_centre.secret,
         DISPATCH_RETRY_MAX_S=5.0,
         CAP_STATUS="Exercise",  # simulated floods: a CAP receiver must not act on them
+        CLOCK_SKEW_S=FAST_FORWARD_CLOCK_SKEW_S,
     )
     settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
     gateway = GatewayApp(settings)
@@ -111,26 +165,10 @@ def run_demo(options: DemoOptions) -> int:
         gateway.start()
         api_token = _admin_token(gateway)
         with gateway.session_factory() as session, session.begin():
-            for device_id, _peak in DEMO_DEVICES:
-                devices_service.provision(
-                    session=session,
-                    device_id=device_id,
-                    site=SITE,
-                    device_type="culvert",
-                    description="demo culvert",
-                )
-        clock = ScaledClock(speed=options.speed)
-        fleet = WaterFleetOptions(
-            site=SITE,
-            mqtt_url=broker.url,
-            scenario="storm",
-            start_after_s=60.0,
-            speed=options.speed,
-            outbox_dir=data_dir / "devices",
+            provision_demo_devices(session)
+        agents = start_demo_culverts(
+            mqtt_url=broker.url, outbox_dir=data_dir / "devices", speed=options.speed
         )
-        for index, (device_id, peak_cm) in enumerate(DEMO_DEVICES):
-            config = device_config(replace(fleet, peak_cm=peak_cm), device_id, index)
-            agents.append(CulvertAgent(config, clock=clock).start())
         print(
             f"citywatch demo: API {gateway.url}/docs  |  dispatch centre {dispatch_centre.base_url}  |  "
             f"broker {broker.name} {broker.url}  |  {len(agents)} culverts at {options.speed:g}x speed",

@@ -10,17 +10,88 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetPydanticSchema,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
+from pydantic_core import core_schema
 
 from citywatch.protocol.topics import ID_PATTERN, Channel
 
 PROTOCOL_VERSION = 1
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+CMD_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+# The one spelling the page allows; pydantic alone would also take epoch numbers, "1780315200",
+# "2026-06-01 12:00Z" or a lower-case "t".
+ISO_8601_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _iso_8601_schema(_source: object, _handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    """Text must match the pattern before it is parsed; Python code may pass an aware datetime.
+
+    Built from pydantic-core schemas (no Python validator): this runs for every message ingested.
+    """
+    spelled = core_schema.custom_error_schema(
+        core_schema.str_schema(pattern=ISO_8601_PATTERN),
+        custom_error_type="iso_8601",
+        custom_error_message="a timestamp is an ISO 8601 string with seconds and a UTC offset, "
+        "e.g. 2026-06-01T12:00:00.250Z",
+    )
+    aware = core_schema.datetime_schema(tz_constraint="aware")
+    from_text = core_schema.chain_schema([spelled, aware])
+    return core_schema.json_or_python_schema(
+        json_schema=from_text,
+        python_schema=core_schema.union_schema(
+            [core_schema.datetime_schema(tz_constraint="aware", strict=True), from_text]
+        ),
+    )
+
+
+def _integer(value: object) -> object:
+    if type(value) is not int:  # Literal[1] alone takes true and 1.0
+        raise ValueError("must be the integer 1")
+    return value
+
 
 DeviceId = Annotated[str, Field(pattern=ID_PATTERN, title="Device id", description="Must equal the topic's.")]
-Timestamp = Annotated[AwareDatetime, Field(title="Device time", description="ISO 8601 with a UTC offset.")]
+Timestamp = Annotated[
+    datetime,
+    GetPydanticSchema(_iso_8601_schema),
+    Field(
+        title="Device time",
+        description="ISO 8601 with seconds and a UTC offset.",
+        json_schema_extra={"format": "date-time"},
+    ),
+]
 Version = Annotated[
-    Literal[1], Field(title="Schema version", description="Payload schema version; this contract is 1.")
+    Literal[1],
+    BeforeValidator(_integer),
+    Field(title="Schema version", description="Payload schema version; this contract is the integer 1."),
+]
+# "number or boolean": a string such as "1.5" is refused, not converted; NaN and infinities are refused
+# by the models' allow_inf_nan=False (JSON has no such numbers, and stores and readers choke on them).
+FieldValue = StrictFloat | StrictInt | StrictBool
+OutboxSeq = Annotated[
+    StrictInt | None,
+    Field(
+        ge=1,
+        le=2**53 - 1,
+        title="Outbox sequence",
+        description="Optional. The device's own number for this message, increasing in the order it queued "
+        "them; the gateway lists it in a receipt once the message is stored (end-to-end delivery).",
+    ),
 ]
 
 
@@ -29,7 +100,7 @@ def utcnow() -> datetime:
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -68,15 +139,16 @@ class TelemetryMessage(_Message):
     device_id: DeviceId
     ts: Timestamp
     measurement: str = Field(pattern=NAME_PATTERN, title="Measurement", examples=["water_level", "health"])
-    fields: dict[Annotated[str, Field(pattern=NAME_PATTERN)], float | int | bool] = Field(
+    fields: dict[Annotated[str, Field(pattern=NAME_PATTERN)], FieldValue] = Field(
         min_length=1,
         max_length=64,
         title="Fields",
-        description="Numeric values; units are in the field name.",
+        description='Finite numbers or booleans (a string such as "1.5" is refused); units are in the field name.',
     )
     tags: dict[Annotated[str, Field(pattern=NAME_PATTERN)], Annotated[str, Field(max_length=64)]] = Field(
         default_factory=dict, max_length=16, title="Tags"
     )
+    outbox_seq: OutboxSeq = None
 
 
 class EventType(StrEnum):
@@ -110,7 +182,8 @@ class EventPhase(StrEnum):
 
 
 class _Details(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: the event stores the details as sent, so "10.6" must not pass as a number here.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class WaterLevelDetails(_Details):
@@ -186,6 +259,7 @@ class EventMessage(_Message):
     started_at: Timestamp = Field(title="Condition start", description="Device time the condition began.")
     details: dict[str, Any] = Field(default_factory=dict, description="Type-specific; see docs/protocol.md.")
     snapshot_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    outbox_seq: OutboxSeq = None
 
     @model_validator(mode="after")
     def _details_match_type(self) -> EventMessage:
@@ -212,35 +286,77 @@ class SnapshotMessage(_Message):
     width: int = Field(gt=0, le=8192)
     height: int = Field(gt=0, le=8192)
     data_b64: str = Field(max_length=200_000)
+    outbox_seq: OutboxSeq = None
 
 
 class AckMessage(_Message):
     v: Version = 1
     device_id: DeviceId
-    cmd_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    cmd_id: str = Field(pattern=CMD_ID_PATTERN)
     ts: Timestamp
     ok: bool
     message: str = Field(default="", max_length=1000)
+    reason: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        title="Why not",
+        description="Optional, with ok false: expired, unknown_command, failed, invalid (a config).",
+    )
 
 
 class CommandMessage(_Message):
-    """Gateway -> device. Unknown commands are answered with ``ok: false``."""
+    """Gateway -> device. Unknown commands are answered with ``ok: false``; expired ones are not run."""
 
     v: Version = 1
-    cmd_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    cmd_id: str = Field(pattern=CMD_ID_PATTERN)
     ts: Timestamp
     command: str = Field(pattern=NAME_PATTERN, examples=["ping", "report_now", "release_door"])
     args: dict[str, Any] = Field(default_factory=dict)
+    expires: Timestamp | None = Field(
+        default=None,
+        title="Expires",
+        description="After this (device time) the device does not run the command and acks ok false, reason "
+        "expired. The gateway always sets it; absent: no expiry.",
+    )
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires is not None and now >= self.expires
 
 
 class ConfigMessage(_Message):
     """Gateway -> device, retained: the desired device configuration (same schema as the YAML file)."""
 
     v: Version = 1
-    cmd_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    cmd_id: str = Field(pattern=CMD_ID_PATTERN)
     ts: Timestamp
     config_version: str = Field(max_length=64)
     config: dict[str, Any]
+
+
+ReceiptRun = Annotated[
+    tuple[Annotated[StrictInt, Field(ge=1)], Annotated[StrictInt, Field(ge=1)]],
+    Field(title="Run", description="[first, last]: every outbox_seq from first to last, both included."),
+]
+
+
+class ReceiptMessage(_Message):
+    """Gateway -> device: the device's numbered messages the gateway has stored (see docs/protocol.md)."""
+
+    v: Version = 1
+    ts: Timestamp
+    stored: list[ReceiptRun] = Field(
+        min_length=1,
+        max_length=256,
+        title="Stored runs",
+        description="Runs of outbox_seq values the gateway has stored (or refused for good after reading "
+        "them): the device deletes these and keeps the rest.",
+    )
+
+    @model_validator(mode="after")
+    def _runs_ascend(self) -> ReceiptMessage:
+        if any(first > last for first, last in self.stored):
+            raise ValueError("a run is [first, last] with first <= last")
+        return self
 
 
 MESSAGE_BY_CHANNEL: dict[Channel, type[_Message]] = {
@@ -251,6 +367,7 @@ MESSAGE_BY_CHANNEL: dict[Channel, type[_Message]] = {
     Channel.ACK: AckMessage,
     Channel.CMD: CommandMessage,
     Channel.CONFIG: ConfigMessage,
+    Channel.RECEIPT: ReceiptMessage,
 }
 
 QOS_BY_CHANNEL: dict[Channel, int] = {channel: 1 for channel in Channel}

@@ -10,6 +10,7 @@ ROOT = "citywatch"
 VERSION_SEGMENT = "v1"
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _ID_RE = re.compile(ID_PATTERN)
+_OTHER_VERSION = re.compile(r"v[0-9]+\Z")
 
 
 class Channel(StrEnum):
@@ -22,16 +23,24 @@ class Channel(StrEnum):
     ACK = "ack"  # device -> gateway: answer to a cmd or config
     CMD = "cmd"  # gateway -> device
     CONFIG = "config"  # gateway -> device, retained: desired configuration
+    RECEIPT = "receipt"  # gateway -> device: which numbered messages are stored (end-to-end delivery)
 
 
 DEVICE_TO_GATEWAY = frozenset(
     {Channel.STATE, Channel.TELEMETRY, Channel.EVENT, Channel.SNAPSHOT, Channel.ACK}
 )
-GATEWAY_TO_DEVICE = frozenset({Channel.CMD, Channel.CONFIG})
+GATEWAY_TO_DEVICE = frozenset({Channel.CMD, Channel.CONFIG, Channel.RECEIPT})
+# What the gateway subscribes to: every version, channel and shape under the root, so that what breaks
+# the contract is refused by reason (wrong_version, bad_topic) rather than never seen.
+EVERYTHING = f"{ROOT}/#"
 
 
 class TopicError(ValueError):
     """A topic that is not part of the contract."""
+
+
+class TopicVersionError(TopicError):
+    """A citywatch topic of another version (``citywatch/v2/...``): refused as ``wrong_version``."""
 
 
 def validate_id(value: str, *, what: str) -> str:
@@ -58,17 +67,31 @@ class Topic:
     @classmethod
     def parse(cls, topic: str) -> Topic:
         parts = topic.split("/")
-        if len(parts) != 5 or parts[0] != ROOT:
-            raise TopicError(f"topic {topic!r} is not citywatch/<version>/<site>/<device_id>/<channel>")
-        if parts[1] != VERSION_SEGMENT:
-            raise TopicError(
+        # The version first: another version may shape the rest of its tree differently.
+        if (
+            len(parts) >= 2
+            and parts[0] == ROOT
+            and parts[1] != VERSION_SEGMENT
+            and _OTHER_VERSION.match(parts[1])
+        ):
+            raise TopicVersionError(
                 f"topic version {parts[1]!r} is not supported (this gateway speaks {VERSION_SEGMENT})"
             )
+        if len(parts) != 5 or parts[0] != ROOT or parts[1] != VERSION_SEGMENT:
+            raise TopicError(f"topic {topic!r} is not citywatch/v1/<site>/<device_id>/<channel>")
         try:
             channel = Channel(parts[4])
         except ValueError:
             raise TopicError(f"unknown channel {parts[4]!r} in topic {topic!r}") from None
         return cls(site=parts[2], device_id=parts[3], channel=channel)
+
+
+def gateway_to_device(topic: str) -> bool:
+    """A v1 topic the gateway publishes on (``cmd``, ``config``, ...): not input for the gateway."""
+    parts = topic.split("/")
+    return (
+        len(parts) == 5 and parts[0] == ROOT and parts[1] == VERSION_SEGMENT and parts[4] in GATEWAY_TO_DEVICE
+    )
 
 
 def subscription(channel: Channel | None = None, *, site: str = "+", device_id: str = "+") -> str:

@@ -2,7 +2,7 @@
 
 Each connection gets a fresh session number from the outbox; the retained birth ``state`` and the
 will carry it. Every turn of the loop lets the pump put the outbox on the wire; what arrives on
-``cmd`` / ``config`` is answered by the inbox. ``wake()`` (any thread) ends the current wait at once.
+``cmd`` / ``config`` is answered by the inbox, and receipts on ``receipt`` go to the pump. ``wake()`` (any thread) ends the current wait at once.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from citywatch.mqtt import MqttOptions
+from citywatch.protocol.codec import RejectedMessage, decode
+from citywatch.protocol.messages import ReceiptMessage
 from citywatch.protocol.topics import Channel
 from edge.outbox import Outbox
 from edge.uplink.commands import Inbox
@@ -137,6 +139,7 @@ class Connection:
                 self.pump.delete_acknowledged()
                 if alive and self.connected.is_set():
                     backoff = self.backoff.first_s
+                    self.pump.resend_if_unconfirmed()
                     self.pump.publish_next(client)
             if self._stopping.is_set() and self.connected.is_set():
                 self._say_goodbye(client)
@@ -204,7 +207,8 @@ class Connection:
         client.publish(
             self.device.topic(Channel.STATE), self.device.state("online", self.session), qos=1, retain=True
         )
-        client.subscribe([(self.device.topic(Channel.CMD), 1), (self.device.topic(Channel.CONFIG), 1)])
+        inbound = [Channel.CMD, Channel.CONFIG] + ([Channel.RECEIPT] if self.pump.receipts else [])
+        client.subscribe([(self.device.topic(channel), 1) for channel in inbound])
         self.connected.set()
         log.info(
             "connected to %s (session %d, resumed=%s), %d queued",
@@ -223,6 +227,18 @@ class Connection:
         self.pump.acknowledged(mid)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.device.topic(Channel.RECEIPT):
+            self._take_receipt(message.topic, bytes(message.payload))
+            return
         ack = self.inbox.answer(message.topic, bytes(message.payload))
         if ack is not None:
             client.publish(self.device.topic(Channel.ACK), ack.to_json(), qos=1)
+
+    def _take_receipt(self, topic: str, payload: bytes) -> None:
+        try:
+            receipt = decode(topic, payload).message
+        except RejectedMessage as exc:
+            log.warning("ignored receipt on %s: %s", topic, exc)
+            return
+        if isinstance(receipt, ReceiptMessage):
+            self.pump.receipt(receipt)

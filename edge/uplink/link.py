@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -17,7 +18,7 @@ from edge.uplink.commands import CommandHandler, Inbox
 from edge.uplink.config_push import ConfigHandler, validate_pushed_config
 from edge.uplink.connection import Backoff, Connection
 from edge.uplink.identity import DeviceIdentity
-from edge.uplink.pump import OutboxPump
+from edge.uplink.pump import OutboxPump, ReceiptOptions
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,15 @@ class Uplink:
         reconnect_max_s: float = 30.0,
         max_inflight: int = 50,
         firmware_version: str = __version__,
+        receipts: ReceiptOptions | None = ReceiptOptions(),
     ) -> None:
+        """``receipts``: keep each message until the gateway's receipt says it is stored (end to end);
+        None: until the broker's PUBACK only (what a device that ignores receipts gets)."""
         self.device = DeviceIdentity(
             site, device_id, DeviceType(device_type), config_version, firmware_version
         )
         self.outbox = Outbox(outbox_path, max_messages=max_messages, fsync=fsync)
-        self.pump = OutboxPump(self.outbox, self.device.topic, max_inflight=max_inflight)
+        self.pump = OutboxPump(self.outbox, self.device.topic, max_inflight=max_inflight, receipts=receipts)
         self.connection = Connection(
             options,
             self.device,
@@ -83,9 +87,19 @@ class Uplink:
         return self.device.topic(channel)
 
     def send(self, channel: Channel, message: BaseModel) -> None:
-        """Durably queue a message (telemetry may be dropped when the outbox is full; nothing else is)."""
-        payload = message.to_json() if hasattr(message, "to_json") else message.model_dump_json().encode()
-        self.outbox.append(channel.value, payload, droppable=channel is Channel.TELEMETRY)
+        """Durably queue a message (telemetry may be dropped when the outbox is full; nothing else is).
+
+        With receipts, a message that can carry ``outbox_seq`` carries its row's sequence, so that the
+        gateway's receipt can name it."""
+        numbered = self.pump.receipts is not None and "outbox_seq" in type(message).model_fields
+        payload: bytes | Callable[[int], bytes] = (
+            (lambda seq: _json(message.model_copy(update={"outbox_seq": seq})))
+            if numbered
+            else _json(message)
+        )
+        self.outbox.append(
+            channel.value, payload, droppable=channel is Channel.TELEMETRY, awaits_receipt=numbered
+        )
         self.connection.wake()
 
     def start(self) -> Uplink:
@@ -107,3 +121,7 @@ class Uplink:
         self.outbox.close()
         if self.outbox.depth:
             log.info("stopped with %d message(s) still queued in %s", self.outbox.depth, self.outbox.path)
+
+
+def _json(message: BaseModel) -> bytes:
+    return message.to_json() if hasattr(message, "to_json") else message.model_dump_json().encode()

@@ -13,6 +13,7 @@ from citywatch import __version__
 from gateway.api import health
 from gateway.api.deps import Services
 from gateway.auth.deps import get_principal
+from gateway.devices import command_views
 from gateway.devices import views as devices_views
 from gateway.events import views as events_views
 from gateway.telemetry import views as telemetry_views
@@ -32,6 +33,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(health.router)
     app.add_route(health.LIVENESS_PATH, health.liveness, include_in_schema=False)  # public, no token
     app.include_router(devices_views.router)
+    app.include_router(command_views.router)
     app.include_router(events_views.router)
     app.include_router(telemetry_views.router)
     return app

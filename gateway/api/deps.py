@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.devices.service import DeviceDirectory
+from gateway.ingest.refusals import ClockOff, Refusal
 from gateway.settings import Settings
 from gateway.telemetry.base import TelemetryStore
 
@@ -26,6 +27,13 @@ class Services:
     directory: DeviceDirectory
     ingest_status: Callable[[], dict[str, Any]] = field(default=lambda: {"connected": False})
     dispatch_status: Callable[[], dict[str, Any]] = field(default=lambda: {})
+    # (topic, payload, retain) -> False when not connected to the broker (nothing sent): cmd and config.
+    publish_to_device: Callable[[str, bytes, bool], bool] = field(
+        default=lambda _topic, _payload, _retain: False
+    )
+    # The ingest's refusals: a device's last ones (newest first), and the devices whose clocks are off.
+    recent_refusals: Callable[[str], list[Refusal]] = field(default=lambda _device_id: [])
+    clocks_off: Callable[[], list[ClockOff]] = field(default=list)
 
 
 def get_services(request: Request) -> Services:

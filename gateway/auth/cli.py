@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway.auth.roles import TOKEN_ROLES
+from gateway.auth.roles import TOKEN_ROLES, Role, token_role
 
 
 def register(gateway_commands: argparse._SubParsersAction[Any]) -> None:
@@ -15,7 +15,9 @@ def register(gateway_commands: argparse._SubParsersAction[Any]) -> None:
     create = token_sub.add_parser("create", help="create a token; it is printed once and stored only hashed")
     create.add_argument("name", nargs="?", help="who holds it, e.g. city-dispatch or li.na")
     create.add_argument("--name", dest="name_option", metavar="NAME", help="the same, as an option")
-    create.add_argument("--role", required=True, choices=sorted(TOKEN_ROLES))
+    create.add_argument(
+        "--role", required=True, type=_role, metavar="{" + ",".join(sorted(TOKEN_ROLES)) + "}"
+    )
     create.set_defaults(handler=_create)
     revoke = token_sub.add_parser("revoke", help="revoke a token by id (see list)")
     revoke.add_argument("token_id", type=int)
@@ -23,6 +25,13 @@ def register(gateway_commands: argparse._SubParsersAction[Any]) -> None:
     list_ = token_sub.add_parser("list", help="list tokens (never their values)")
     list_.add_argument("--all", action="store_true", help="include revoked tokens")
     list_.set_defaults(handler=_list)
+
+
+def _role(value: str) -> Role:
+    try:
+        return token_role(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _sessions() -> Any:

@@ -15,3 +15,18 @@ class Role(StrEnum):
 
 
 TOKEN_ROLES = frozenset(Role) - {Role.SYSTEM}
+
+
+def token_role(value: str) -> Role:
+    """The role a token may be given, by its one name; a near miss (``dispatch-centre``) is told the name."""
+    try:
+        role = Role(value)
+    except ValueError:
+        spelled = value.strip().lower().replace("-", "_").replace(" ", "_")
+        hint = f" (the role is spelled {spelled!r})" if spelled in {r.value for r in TOKEN_ROLES} else ""
+        raise ValueError(
+            f"unknown role {value!r}{hint}; roles are: {', '.join(sorted(TOKEN_ROLES))}"
+        ) from None
+    if role not in TOKEN_ROLES:
+        raise ValueError(f"role {role.value!r} belongs to the gateway itself and cannot be given to a token")
+    return role

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.auth.models import ApiToken, IssuedToken, Principal
-from gateway.auth.roles import TOKEN_ROLES, Role
+from gateway.auth.roles import Role, token_role
 from gateway.db import utcnow
 
 TOKEN_PREFIX = "cw_"  # recognisable in logs and by secret scanners
@@ -37,12 +37,7 @@ def create_token(session: Session, *, name: str, role: Role | str) -> IssuedToke
     name = name.strip()
     if not name or len(name) > 128:
         raise ValueError("a token needs a name of 1 to 128 characters saying who holds it")
-    try:
-        role = Role(role)
-    except ValueError:
-        raise ValueError(f"unknown role {role!r}; roles are: {', '.join(sorted(TOKEN_ROLES))}") from None
-    if role not in TOKEN_ROLES:
-        raise ValueError(f"role {role.value!r} belongs to the gateway itself and cannot be given to a token")
+    role = token_role(role)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
         name=name, role=role.value, token_hash=hash_token(token), token_prefix=token[:_PREFIX_SHOWN]

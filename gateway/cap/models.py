@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -48,6 +48,10 @@ class TypeProfile:
     event: str  # CAP <event>: the subject, for people
     response: str  # CAP <responseType> while the condition lasts
     instruction: str
+    # <expires> = sent + this: how long a message stays true without a newer one (every change and every
+    # repeat of the condition sends one; escalations too). Long enough to outlast a quiet spell, short
+    # enough that a receiver which missed the Cancel drops it the same shift.
+    valid_for: timedelta = timedelta(hours=6)
 
 
 TYPE_PROFILES: Mapping[str, TypeProfile] = {
@@ -56,33 +60,49 @@ TYPE_PROFILES: Mapping[str, TypeProfile] = {
         "Road flooding at culvert",
         "Avoid",
         "Close the road section and clear the culvert.",
+        valid_for=timedelta(hours=6),  # a flood lasts hours; repeats refresh it
     ),
     EventType.WATER_RISING_FAST: TypeProfile(
-        ("Met", "Transport"), "Water rising fast at culvert", "Prepare", "Prepare to close the road section."
+        ("Met", "Transport"),
+        "Water rising fast at culvert",
+        "Prepare",
+        "Prepare to close the road section.",
+        valid_for=timedelta(hours=2),  # a warning of what comes next: stale quickly
     ),
     EventType.SENSOR_FAULT: TypeProfile(
         ("Infra",),
         "Culvert sensor fault",
         "Assess",
         "Inspect the sensor; water levels there are not watched.",
+        valid_for=timedelta(hours=24),  # stays until someone repairs it
     ),
     EventType.EBIKE_IN_ELEVATOR: TypeProfile(
         ("Fire", "Safety"),
         "E-bike in elevator",
         "Execute",
         "Remove the e-bike from the elevator (battery fire risk).",
+        valid_for=timedelta(hours=1),  # a ride: minutes, not hours
     ),
     EventType.OBJECT_THROWN: TypeProfile(
         ("Safety",),
         "Object thrown from height",
         "Assess",
         "Check the area below the facade and identify the floor.",
+        valid_for=timedelta(hours=2),
     ),
     EventType.ILLEGAL_PARKING: TypeProfile(
-        ("Transport",), "Illegal parking", "Execute", "Have the vehicle moved; keep the fire lane clear."
+        ("Transport",),
+        "Illegal parking",
+        "Execute",
+        "Have the vehicle moved; keep the fire lane clear.",
+        valid_for=timedelta(hours=4),
     ),
     EventType.DEVICE_OFFLINE: TypeProfile(
-        ("Infra",), "Monitoring device offline", "Assess", "Check the device's power and network."
+        ("Infra",),
+        "Monitoring device offline",
+        "Assess",
+        "Check the device's power and network.",
+        valid_for=timedelta(hours=24),
     ),
 }
 _UNKNOWN_PROFILE = TypeProfile(("Other",), "citywatch event", "Assess", "Assess the situation.")
@@ -137,6 +157,7 @@ class CapEventView:
     """The event as CAP needs it; the gateway builds this from its event row."""
 
     event_id: str
+    event_uid: str  # random, from the event row: identifiers stay unique when the database is rebuilt
     event_type: str
     severity: Severity
     state: str  # the lifecycle state, for the description
@@ -159,6 +180,7 @@ class StoredEvent(Protocol):
     """The attributes of the gateway's event row that a CAP message uses."""
 
     id: int
+    uid: str
     device_id: str
     site: str
     type: str
@@ -184,6 +206,7 @@ def view_of(
     """A ``CapEventView`` of a stored event (``gateway.events.models.Event``)."""
     return CapEventView(
         event_id=str(event.id),
+        event_uid=event.uid,
         event_type=event.type,
         severity=Severity(event.severity),
         state=state,
@@ -203,17 +226,55 @@ def view_of(
     )
 
 
-def cap_change(*, first_message: bool, state: str) -> CapChange:
+def cap_change(*, chain_open: bool, state: str) -> CapChange:
     """Which change a message announces, from the event's lifecycle state.
 
     The alert follows the work item, not the device's condition: a cleared condition is an Update
-    (the work may go on), closing the item ends the alert, cancelling it is a false alarm.
+    (the work may go on), closing the item ends the alert, cancelling it is a false alarm. A chain
+    ends with its Cancel: an event that comes back to life after one (the condition returned after
+    the item was closed) starts a new chain with an Alert, never an Update of a cancelled alert.
     """
     if state == "cancelled":
         return CapChange.FALSE_ALARM
     if state == "closed":
         return CapChange.ENDED
-    return CapChange.RAISED if first_message else CapChange.UPDATED
+    return CapChange.UPDATED if chain_open else CapChange.RAISED
+
+
+@dataclass(frozen=True, slots=True)
+class CapHistory:
+    """An event's earlier messages, oldest first, as (msgType, reference) pairs."""
+
+    messages: Sequence[tuple[str, CapReference]] = ()
+
+    @property
+    def open_chain(self) -> list[CapReference]:
+        """The messages since the last Cancel: what an Update or Cancel refers to."""
+        return self._chains()[1]
+
+    @property
+    def last_closed_chain(self) -> list[CapReference]:
+        """The chain the last Cancel ended: what a new chain's Alert refers to."""
+        return self._chains()[0]
+
+    def _chains(self) -> tuple[list[CapReference], list[CapReference]]:
+        closed: list[CapReference] = []
+        current: list[CapReference] = []
+        for msg_type, reference in self.messages:
+            current.append(reference)
+            if msg_type == "Cancel":
+                closed, current = current, []
+        return closed, current
+
+    def next_message(self, *, state: str) -> tuple[CapChange, list[CapReference]]:
+        """What the next message announces and which earlier messages it lists in <references>.
+
+        A Cancel for an event with no open chain (cancelled again) refers to the chain already ended.
+        """
+        change = cap_change(chain_open=bool(self.open_chain), state=state)
+        if change is CapChange.RAISED:
+            return change, self.last_closed_chain
+        return change, self.open_chain or self.last_closed_chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +286,9 @@ class CapOptions:
     scope: str = "Restricted"  # dispatch traffic, not a public warning
     restriction: str = "For the district dispatch centre and the responsible departments."
     language: str = "en-US"
-    expires_after: timedelta | None = None  # <expires> = message time + this
+    contact: str = ""  # <contact>: who answers questions about an alert; empty: the sender
+    validity: Mapping[str, timedelta] = field(default_factory=dict)  # per event type, over TYPE_PROFILES
+    circle_radius_km: float = 0.1  # the <circle> around a device with coordinates: the street it watches
 
     def __post_init__(self) -> None:
         if not _CAP_TOKEN_RE.match(self.sender):
@@ -238,13 +301,27 @@ class CapOptions:
             raise ValueError(
                 "scope must be Public or Restricted (Private needs addresses, which we do not keep)"
             )
+        for event_type, valid_for in self.validity.items():
+            if valid_for <= timedelta(0):
+                raise ValueError(f"CAP validity of {event_type!r} must be positive, got {valid_for}")
+        if self.circle_radius_km < 0:
+            raise ValueError("circle_radius_km must be 0 or more")
+
+    def valid_for(self, event_type: str) -> timedelta:
+        """How long a message about ``event_type`` stays valid (its <expires> after <sent>)."""
+        return self.validity.get(event_type) or type_profile(event_type).valid_for
+
+    @property
+    def contact_or_sender(self) -> str:
+        return self.contact or self.sender
 
 
 def cap_time(value: datetime) -> str:
-    """CAP's dateTime: whole seconds and an explicit offset ("Z" is not allowed)."""
+    """CAP's dateTime: whole seconds, in UTC written "-00:00" (CAP 1.2 3.3.2: never "Z", and "+00:00"
+    is not how the standard spells UTC either)."""
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: CAP times need a time zone")
-    return value.astimezone(UTC).replace(microsecond=0).isoformat()
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S-00:00")
 
 
 @dataclass(frozen=True, slots=True)

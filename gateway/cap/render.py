@@ -1,14 +1,16 @@
 """Render events as CAP 1.2 alerts (OASIS) and a list of alerts as an Atom feed.
 
 One event is a chain of messages: RAISED -> Alert, later changes -> Update, the end or a false
-alarm -> Cancel. Every message has its own identifier (``{prefix}.{event_id}.{sequence}``) and
-lists all earlier messages of the event in ``<references>``; ``<incidents>`` carries the event id.
+alarm -> Cancel. Every message has its own identifier (``{prefix}.{event_id}.{event_uid}.{sequence}``:
+the random event uid keeps it unique when the database is rebuilt and ids start again) and lists the
+earlier messages of its chain in ``<references>``; ``<incidents>`` names the event. An event that comes
+back after its Cancel starts a new chain: an Alert whose ``<references>`` list the ended chain.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from lxml import etree
@@ -35,14 +37,31 @@ _CAP = f"{{{CAP_NAMESPACE}}}"
 _ATOM = f"{{{ATOM_NAMESPACE}}}"
 
 
-def message_identifier(event_id: str, sequence: int) -> str:
-    """Unique per message: the event id and the message's place in the event's chain."""
-    identifier = f"{IDENTIFIER_PREFIX}.{event_id}.{sequence}"
-    if not is_cap_token(identifier) or sequence < 0:
+ALERTS_PATH = "/cap/alerts"  # each stored message at {public URL}/cap/alerts/{identifier}
+FEED_PATH = "/cap/feed"
+
+
+def incident_identifier(event_id: str, event_uid: str) -> str:
+    """Names the event in <incidents>, and prefixes its messages' identifiers."""
+    incident = f"{IDENTIFIER_PREFIX}.{event_id}.{event_uid}"
+    if not event_uid or not is_cap_token(incident):
         raise ValueError(
-            f"event id {event_id!r} cannot be part of a CAP identifier (no spaces, commas, '&', '<')"
+            f"event id {event_id!r} / uid {event_uid!r} cannot be part of a CAP identifier "
+            "(not empty; no spaces, commas, '&', '<')"
         )
-    return identifier
+    return incident
+
+
+def message_identifier(event_id: str, event_uid: str, sequence: int) -> str:
+    """Unique per message: the event, its random uid, and the message's place among its messages."""
+    if sequence < 0:
+        raise ValueError(f"a message sequence number is 0 or more, got {sequence}")
+    return f"{incident_identifier(event_id, event_uid)}.{sequence}"
+
+
+def alert_url(base_url: str, identifier: str) -> str:
+    """Where the API serves one stored CAP message (the feed's links)."""
+    return f"{base_url.rstrip('/')}{ALERTS_PATH}/{identifier}"
 
 
 def render_alert(
@@ -55,15 +74,20 @@ def render_alert(
     note: str | None = None,
     options: CapOptions | None = None,
 ) -> CapMessage:
-    """One CAP 1.2 alert. ``previous``: the event's earlier messages (required for Update and Cancel)."""
+    """One CAP 1.2 alert.
+
+    ``previous``: for an Update or Cancel the messages of its chain (required); for an Alert, the chain
+    an earlier Cancel ended, when the event came back (``CapHistory.next_message`` decides both).
+    """
     options = options or CapOptions()
     if change is not CapChange.RAISED and not previous:
         raise ValueError(f"a {change.msg_type} must reference the event's earlier messages; none were given")
-    if change is CapChange.RAISED and previous:
-        raise ValueError("the first message of an event (Alert) has nothing to reference")
-    identifier = message_identifier(event.event_id, sequence)
+    identifier = message_identifier(event.event_id, event.event_uid, sequence)
     profile = type_profile(event.event_type)
     cancelled = change in (CapChange.ENDED, CapChange.FALSE_ALARM)
+    # Over: a Cancel, or the device reports the condition over while the work item stays open. Either
+    # way the threat is past; a receiver ranks such a message below live ones.
+    over = cancelled or not event.condition_active
     headline = _headline(event, change, profile.event)
 
     alert = etree.Element(f"{_CAP}alert", nsmap={None: CAP_NAMESPACE})
@@ -77,25 +101,21 @@ def render_alert(
     if options.scope == "Restricted":
         _sub(alert, "restriction", options.restriction)
     _sub(alert, "code", "citywatch-v1")
-    message_note = note or _default_note(change)
+    message_note = note or _default_note(change, over=over)
     if message_note:
         _sub(alert, "note", message_note)
     if previous:
         _sub(alert, "references", " ".join(str(reference) for reference in previous))
-    _sub(alert, "incidents", _incident(event.event_id))
+    _sub(alert, "incidents", incident_identifier(event.event_id, event.event_uid))
 
     info = etree.SubElement(alert, f"{_CAP}info")
     _sub(info, "language", options.language)
     for category in profile.categories:
         _sub(info, "category", category)
     _sub(info, "event", profile.event)
-    _sub(
-        info,
-        "responseType",
-        "AllClear" if change is CapChange.ENDED else "None" if cancelled else profile.response,
-    )
-    _sub(info, "urgency", "Past" if cancelled else CAP_URGENCY[event.severity])
-    _sub(info, "severity", CAP_SEVERITY[event.severity])
+    _sub(info, "responseType", _response(change, over=over, during=profile.response))
+    _sub(info, "urgency", "Past" if over else CAP_URGENCY[event.severity])
+    _sub(info, "severity", "Minor" if over else CAP_SEVERITY[event.severity])
     _sub(
         info, "certainty", "Unlikely" if change is CapChange.FALSE_ALARM else cap_certainty(event.confidence)
     )
@@ -104,14 +124,14 @@ def render_alert(
     _sub(code, "value", event.event_type)
     _sub(info, "effective", cap_time(sent))
     _sub(info, "onset", cap_time(event.started_at))
-    if options.expires_after is not None:
-        _sub(info, "expires", cap_time(sent + options.expires_after))
+    _sub(info, "expires", cap_time(sent + options.valid_for(event.event_type)))
     _sub(info, "senderName", options.sender_name)
     _sub(info, "headline", headline)
     _sub(info, "description", _description(event))  # plain text; lxml escapes it
     if not cancelled:
-        _sub(info, "instruction", profile.instruction)
+        _sub(info, "instruction", _OVER_INSTRUCTION if over else profile.instruction)
     _sub(info, "web", f"{options.web_base_url.rstrip('/')}/events/{event.event_id}")
+    _sub(info, "contact", options.contact_or_sender)
     for name, value in _parameters(event):
         parameter = etree.SubElement(info, f"{_CAP}parameter")
         _sub(parameter, "valueName", name)
@@ -142,29 +162,41 @@ def render_feed(
     messages: Sequence[CapMessage],
     *,
     title: str = "citywatch alerts",
-    feed_url: str = "http://127.0.0.1:8080/cap/feed.atom",
+    base_url: str = "http://127.0.0.1:8080",
     updated: datetime | None = None,
 ) -> bytes:
-    """An Atom feed with each CAP alert inline (newest first), as CAP aggregators read it."""
+    """An Atom feed with each CAP alert inline (newest first), as CAP aggregators read it.
+
+    ``base_url`` is the gateway's public address (CITYWATCH_PUBLIC_URL): the feed's id and self link,
+    and each entry's id and link to its CAP document, are built from it, never from the request.
+    """
     ordered = sorted(messages, key=lambda message: message.sent, reverse=True)
+    feed_url = f"{base_url.rstrip('/')}{FEED_PATH}"
     feed = etree.Element(f"{_ATOM}feed", nsmap={None: ATOM_NAMESPACE})
     _atom(feed, "id", feed_url)
     _atom(feed, "title", title)
     newest = updated or (ordered[0].sent if ordered else None)
     if newest is None:
         raise ValueError("an empty feed needs an explicit 'updated' time")
-    _atom(feed, "updated", cap_time(newest))
+    _atom(feed, "updated", atom_time(newest))
     author = etree.SubElement(feed, f"{_ATOM}author")
     _atom(author, "name", ordered[0].sender if ordered else "citywatch")
     etree.SubElement(feed, f"{_ATOM}link", rel="self", href=feed_url)
     for message in ordered:
+        document = alert_url(base_url, message.identifier)
         entry = etree.SubElement(feed, f"{_ATOM}entry")
-        _atom(entry, "id", f"urn:citywatch:cap:{message.identifier}")
+        _atom(entry, "id", document)
         _atom(entry, "title", f"{message.msg_type}: {message.headline}")
-        _atom(entry, "updated", cap_time(message.sent))
+        _atom(entry, "updated", atom_time(message.sent))
+        etree.SubElement(entry, f"{_ATOM}link", rel="alternate", type=CAP_MEDIA_TYPE, href=document)
         content = etree.SubElement(entry, f"{_ATOM}content", type=CAP_MEDIA_TYPE)
         content.append(etree.fromstring(message.xml))
     return etree.tostring(feed, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def atom_time(value: datetime) -> str:
+    """RFC 3339 as Atom wants it; UTC as "Z" (RFC 3339 reads "-00:00" as "offset unknown")."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _sub(parent: Any, name: str, text: str) -> None:
@@ -175,21 +207,30 @@ def _atom(parent: Any, name: str, text: str) -> None:
     etree.SubElement(parent, f"{_ATOM}{name}").text = text
 
 
-def _incident(event_id: str) -> str:
-    return f"{IDENTIFIER_PREFIX}.{event_id}"
+_OVER_INSTRUCTION = "The condition is over; no action is needed for it. Finish and close the work item."
+
+
+def _response(change: CapChange, *, over: bool, during: str) -> str:
+    if change is CapChange.FALSE_ALARM:
+        return "None"  # there was nothing to clear
+    return "AllClear" if over else during
 
 
 def _headline(event: CapEventView, change: CapChange, subject: str) -> str:
     where = event.area_description or event.site
     prefix = {CapChange.ENDED: "Ended: ", CapChange.FALSE_ALARM: "False alarm: "}.get(change, "")
+    if not prefix and not event.condition_active:
+        prefix = "Over: "
     return f"{prefix}{subject} — {where}"[:160]  # CAP advises headlines under 160 characters
 
 
-def _default_note(change: CapChange) -> str | None:
+def _default_note(change: CapChange, *, over: bool) -> str | None:
     if change is CapChange.ENDED:
-        return "The device reports the condition over."
+        return "The work item is closed."
     if change is CapChange.FALSE_ALARM:
         return "Withdrawn as a false alarm."
+    if over:
+        return "The device reports the condition over; the work item stays open until it is closed."
     return None
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Boolean, Integer, String
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from citywatch.protocol.messages import DeviceType
@@ -14,6 +14,25 @@ from citywatch.protocol.topics import ID_PATTERN
 from gateway.db import Base, UtcDateTime, utcnow
 
 Presence = Literal["online", "offline", "silent", "never_seen"]
+
+
+def _degrees(limit: int, title: str, description: str, example: float) -> object:
+    return Field(
+        ge=-limit, le=limit, allow_inf_nan=False, title=title, description=description, examples=[example]
+    )
+
+
+Latitude = Annotated[
+    float,
+    _degrees(90, "Latitude", "WGS 84, -90..90; with longitude, CAP alerts get a <circle>.", 31.2304),
+]
+Longitude = Annotated[float, _degrees(180, "Longitude", "WGS 84, -180..180; given with latitude.", 121.4737)]
+
+
+def check_coordinates(latitude: float | None, longitude: float | None) -> None:
+    """A position is both coordinates or none: half of one places the device nowhere."""
+    if (latitude is None) != (longitude is None):
+        raise ValueError("latitude and longitude go together: give both, or neither")
 
 
 class Device(Base):
@@ -24,14 +43,37 @@ class Device(Base):
     device_type: Mapped[str] = mapped_column(String(32))
     grid: Mapped[str | None] = mapped_column(String(64), default=None)
     town: Mapped[str | None] = mapped_column(String(64), default=None)
+    latitude: Mapped[float | None] = mapped_column(Float, default=None, doc="WGS 84, for CAP <circle>.")
+    longitude: Mapped[float | None] = mapped_column(Float, default=None)
     description: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     session: Mapped[int] = mapped_column(Integer, default=0)
+    session_started_at: Mapped[datetime | None] = mapped_column(
+        UtcDateTime, default=None, doc="Device time its current session began (the birth's, or will's, ts)."
+    )
     presence_changed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     last_seen: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     firmware_version: Mapped[str | None] = mapped_column(String(64), default=None)
     config_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    reported_device_type: Mapped[str | None] = mapped_column(
+        String(32), default=None, doc="What the last accepted birth said; differs from device_type: flagged."
+    )
+
+
+class DeviceAudit(Base):
+    """Append-only: what was done to or reported by a device, by whom (commands, acks, resets, flags)."""
+
+    __tablename__ = "device_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(String(64), ForeignKey("devices.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32))
+    cmd_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    note: Mapped[str] = mapped_column(Text, default="")
 
 
 class DeviceCreate(BaseModel):
@@ -44,7 +86,14 @@ class DeviceCreate(BaseModel):
     device_type: DeviceType = Field(title="Device type")
     grid: str | None = Field(default=None, max_length=64, title="Grid", description="For routing.")
     town: str | None = Field(default=None, max_length=64, title="Town", description="For routing.")
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
     description: str = Field(default="", max_length=500, title="Where it is, for people")
+
+    @model_validator(mode="after")
+    def _position_is_whole(self) -> Self:
+        check_coordinates(self.latitude, self.longitude)
+        return self
 
 
 class DeviceUpdate(BaseModel):
@@ -60,6 +109,8 @@ class DeviceUpdate(BaseModel):
     )
     grid: str | None = Field(default=None, max_length=64, title="Grid", description="For routing.")
     town: str | None = Field(default=None, max_length=64, title="Town", description="For routing.")
+    latitude: Latitude | None = Field(default=None, description="null removes the position (with longitude).")
+    longitude: Longitude | None = None
     description: str | None = Field(default=None, max_length=500, title="Where it is, for people")
 
 
@@ -71,6 +122,8 @@ class DeviceRead(BaseModel):
     device_type: str
     grid: str | None
     town: str | None
+    latitude: float | None = Field(default=None, description="WGS 84; null: no position registered.")
+    longitude: float | None = None
     description: str
     created_at: datetime
     online: bool = Field(description="Presence from the last accepted birth/will.")
@@ -80,3 +133,44 @@ class DeviceRead(BaseModel):
     last_seen: datetime | None
     firmware_version: str | None
     config_version: str | None
+    reported_device_type: str | None = Field(
+        default=None,
+        description="The device_type its last birth reported; when it differs from device_type, the registry "
+        "or the unit is wrong (logged, and a type_mismatch entry in the device's audit).",
+    )
+
+
+class DeviceAuditRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: datetime
+    actor: str = Field(description="A token's name, the device id, or 'gateway'.")
+    role: str = Field(description="The token's role, 'device' or 'system'.")
+    action: str = Field(
+        description="cmd, config (sent through the API), ack (the device's answer), session_reset, "
+        "type_mismatch."
+    )
+    cmd_id: str | None = Field(description="For cmd, config and ack: the command's id.")
+    note: str
+
+
+class RefusalRead(BaseModel):
+    """One message of the device the gateway refused (docs/protocol.md, "What the gateway refuses")."""
+
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
+
+    reason: str = Field(title="Reason", description="As counted in /health, e.g. invalid, clock, wrong_site.")
+    detail: str = Field(
+        title="Detail", description="What was wrong: field names and rules, never the values sent."
+    )
+    topic: str = Field(title="Topic", description="Where it was published.")
+    at: datetime = Field(title="Refused at", description="Gateway time.")
+
+
+class DeviceDetail(DeviceRead):
+    refusals: list[RefusalRead] = Field(
+        default_factory=list,
+        title="Last refusals",
+        description="The device's last refused messages, newest first (at most 10, by the device id in the "
+        "topic). Kept in the gateway's memory: a restart empties the list.",
+    )

@@ -4,7 +4,8 @@ The rule is one clock: "not heard from" counts from the last message of any kind
 included (the ingest sets ``last_seen`` for it too). So a will shows the device offline at once
 (``presence``), and the event follows after the same grace period as silence: a device that
 restarts or reconnects within it raises nothing. The event is raised once and ends when the device
-is heard from again (any message after the one it was raised on; after a will, a new birth).
+is heard from again (any message after the one it was raised on: after a will, a new birth or data,
+which proves the device is back even when its birth could not be accepted).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.protocol.messages import EventType, Severity
 from gateway.db import utcnow
+from gateway.devices import service as devices_service
 from gateway.devices.models import Device
 from gateway.events import service as events_service
 from gateway.events.models import Event
@@ -106,7 +108,7 @@ class PresenceMonitor:
                     details={
                         "last_seen": device.last_seen.isoformat(),
                         "offline_after_s": self._offline_after.total_seconds(),
-                        "by_will": not device.online,
+                        "by_will": not devices_service.is_live(device),
                     },
                     at=now,
                 )
@@ -165,4 +167,4 @@ def _heard_again(device: Device, details: dict[str, object]) -> bool:
         return False
     if device.last_seen <= datetime.fromisoformat(reference):
         return False
-    return device.online or device.session == 0  # session 0: a device that never sent a birth
+    return devices_service.is_live(device)  # after a will, a birth or any data

@@ -14,7 +14,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.protocol.messages import DeviceType, StateMessage
 from gateway.db import utcnow
-from gateway.devices.models import Device, DeviceCreate, DeviceRead, DeviceUpdate, Presence
+from gateway.devices.models import (
+    Device,
+    DeviceAudit,
+    DeviceCreate,
+    DeviceRead,
+    DeviceUpdate,
+    Presence,
+    check_coordinates,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +48,8 @@ def provision(
     device_type: DeviceType | str,
     grid: str | None = None,
     town: str | None = None,
+    latitude: float | None = None,
+    longitude: float | None = None,
     description: str = "",
 ) -> Device:
     """Register a device unless it already is (``create`` that scripts and tests can repeat)."""
@@ -52,6 +62,8 @@ def provision(
         device_type=DeviceType(device_type),
         grid=grid,
         town=town,
+        latitude=latitude,
+        longitude=longitude,
         description=description,
     )
     return create(session=session, device_in=device_in)
@@ -62,13 +74,18 @@ class DeviceNotFound(LookupError):
 
 
 def update_area(*, session: Session, device_id: str, changes: DeviceUpdate) -> Device:
-    """Apply the fields given in ``changes`` (area and description)."""
+    """Apply the fields given in ``changes`` (area, position and description)."""
     device = session.get(Device, device_id)
     if device is None:
         raise DeviceNotFound(f"device {device_id!r} is not provisioned")
-    for name, value in changes.model_dump(exclude_unset=True).items():
+    given = changes.model_dump(exclude_unset=True)
+    for name, value in given.items():
         if value is None and name in ("site", "description"):
             raise ValueError(f"{name} cannot be emptied; leave it out to keep {getattr(device, name)!r}")
+    check_coordinates(
+        given.get("latitude", device.latitude), given.get("longitude", device.longitude)
+    )  # before any change: a refused update leaves the row as it was
+    for name, value in given.items():
         setattr(device, name, value)
     session.flush()
     return device
@@ -85,10 +102,23 @@ def list_all(*, session: Session, site: str | None = None) -> list[Device]:
     return list(session.scalars(query))
 
 
+def heard_since_offline(device: Device) -> bool:
+    """Data traffic proves liveness: a message after the will the device went offline by (a unit that came
+    back with a birth the gateway could not accept, or a device that sends no births at all)."""
+    if device.last_seen is None:
+        return False
+    return device.presence_changed_at is None or device.last_seen > device.presence_changed_at
+
+
+def is_live(device: Device) -> bool:
+    """Online by its last birth, or heard from since its will."""
+    return device.online or heard_since_offline(device)
+
+
 def presence(device: Device, *, silent_after: timedelta, now: datetime | None = None) -> Presence:
     if device.session == 0 and device.last_seen is None:
         return "never_seen"
-    if not device.online:
+    if not is_live(device):
         return "offline"
     now = now or utcnow()
     if device.last_seen is not None and now - device.last_seen > silent_after:
@@ -103,19 +133,45 @@ def to_read(device: Device, *, silent_after: timedelta) -> DeviceRead:
     )
 
 
-def apply_state(*, session: Session, device: Device, state: StateMessage) -> bool:
-    """Birth/will. A will (or replayed birth) from an older session than the current one is stale."""
-    if state.session < device.session:
+def apply_state(*, session: Session, device: Device, state: StateMessage, at: datetime) -> bool:
+    """Birth/will, applied at ``at``: the time the gateway learns of it (a will's ``ts`` is from the connect).
+
+    A state message from an older connection than the current one is stale: a lower session number,
+    or a will stamped before the current session began (a will left from before a reset). A birth with
+    a lower number is a reset instead (factory reset, replaced unit: the counter starts again) when the
+    device is offline or the birth is stamped after the current session began: accepted, logged, audited.
+    """
+    online = state.status == "online"
+    lower = state.session < device.session
+    began = device.session_started_at
+    if online:
+        reset = lower and (not device.online or (began is not None and state.ts > began))
+        stale = lower and not reset
+    else:
+        reset = False
+        stale = lower or (state.session != device.session and began is not None and state.ts < began)
+    if stale:
         log.info(
-            "ignored stale %s of %s (session %d < %d)", state.status, device.id, state.session, device.session
+            "ignored stale %s of %s (session %d, current %d)",
+            state.status,
+            device.id,
+            state.session,
+            device.session,
         )
         return False
-    online = state.status == "online"
     if state.session == device.session and online == device.online:
         return False  # a retained birth seen again
+    if reset:
+        note = f"session went back from {device.session} to {state.session}: taken as a reset"
+        log.warning("device %s: %s (factory reset or replaced unit)", device.id, note)
+        audit(session=session, device_id=device.id, action="session_reset", actor=device.id, at=at, note=note)
+    if online:
+        _check_type(session=session, device=device, reported=state.device_type.value, at=at)
+    if online or state.session != device.session:
+        device.session_started_at = state.ts  # both are stamped when the connection is made
     device.session = state.session
     device.online = online
-    device.presence_changed_at = state.ts
+    device.presence_changed_at = at
     device.firmware_version = state.firmware_version
     device.config_version = state.config_version
     log.info(
@@ -126,6 +182,46 @@ def apply_state(*, session: Session, device: Device, state: StateMessage) -> boo
         state.firmware_version,
     )
     return True
+
+
+def _check_type(*, session: Session, device: Device, reported: str, at: datetime) -> None:
+    """A birth saying another device_type than the registry: accepted (presence is true either way), but
+    flagged in the device view, the log and the audit, once per change of what it reports."""
+    if reported != device.device_type and reported != device.reported_device_type:
+        note = f"birth says device_type {reported!r}, the registry says {device.device_type!r}"
+        log.warning("device %s: %s: correct the registry or the unit", device.id, note)
+        audit(session=session, device_id=device.id, action="type_mismatch", actor=device.id, at=at, note=note)
+    device.reported_device_type = reported
+
+
+def audit(
+    *,
+    session: Session,
+    device_id: str,
+    action: str,
+    actor: str,
+    at: datetime,
+    note: str,
+    role: str = "device",
+    cmd_id: str | None = None,
+) -> None:
+    """Append one line to the device's audit trail."""
+    session.add(
+        DeviceAudit(
+            device_id=device_id, at=at, actor=actor, role=role, action=action, cmd_id=cmd_id, note=note
+        )
+    )
+
+
+def audit_trail(*, session: Session, device_id: str, limit: int = 500) -> list[DeviceAudit]:
+    """The latest ``limit`` entries, oldest first."""
+    newest = session.scalars(
+        select(DeviceAudit)
+        .where(DeviceAudit.device_id == device_id)
+        .order_by(DeviceAudit.id.desc())
+        .limit(limit)
+    )
+    return list(reversed(list(newest)))
 
 
 def record_last_seen(*, session: Session, last_seen: Mapping[str, datetime]) -> None:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from gateway.api.deps import ServicesDep, SessionDep
 from gateway.auth.deps import AnyCaller, InstallerCaller
 from gateway.devices import service
-from gateway.devices.models import DeviceCreate, DeviceRead, DeviceUpdate
+from gateway.devices.models import DeviceCreate, DeviceDetail, DeviceRead, DeviceUpdate, RefusalRead
 from gateway.settings import Settings
 
 router = APIRouter(prefix="/devices", tags=["devices"])
@@ -34,14 +34,18 @@ def list_devices(
     ]
 
 
-@router.get("/{device_id}", response_model=DeviceRead, summary="One device")
+@router.get(
+    "/{device_id}", response_model=DeviceDetail, summary="One device, with the last messages refused from it"
+)
 def get_device(
     device_id: DeviceId, _caller: AnyCaller, session: SessionDep, services: ServicesDep
-) -> DeviceRead:
+) -> DeviceDetail:
     device = service.get(session=session, device_id=device_id)
     if device is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device_id!r} is not provisioned")
-    return service.to_read(device, silent_after=_silent_after(services.settings))
+    read = service.to_read(device, silent_after=_silent_after(services.settings))
+    refusals = [RefusalRead.model_validate(refusal) for refusal in services.recent_refusals(device_id)]
+    return DeviceDetail(**dict(read), refusals=refusals)
 
 
 @router.post(
@@ -65,7 +69,7 @@ def create_device(
 @router.patch(
     "/{device_id}",
     response_model=DeviceRead,
-    summary="Change where a device is (site, grid, town, description)",
+    summary="Change where a device is (site, grid, town, latitude/longitude, description)",
     responses={404: {"description": "No such device"}},
 )
 def update_device(

@@ -15,6 +15,7 @@ from gateway.cap.models import CAP_MEDIA_TYPE
 from gateway.db import utcnow
 from gateway.dispatch.models import OutboxMessage, OutboxStatus, WebhookEndpoint
 from gateway.events.models import Event, read_event
+from gateway.redaction import redact_url
 
 if TYPE_CHECKING:
     from gateway.events.policy import EventPolicy
@@ -121,8 +122,28 @@ def counts_by_status(*, session: Session) -> dict[str, int]:
 
 
 def endpoint_states(*, session: Session) -> list[dict[str, object]]:
-    """Each endpoint and whether it takes deliveries (for ``/health``)."""
-    return [
-        {"name": e.name, "url": e.url, "enabled": e.enabled, "disabled_reason": e.disabled_reason}
-        for e in session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id))
-    ]
+    """Each endpoint (its URL without credentials), whether it takes deliveries, and what waits for it
+    (for ``/health``). ``configured`` is False for an endpoint no longer in the routing table."""
+    waiting = {
+        endpoint_id: (count, oldest)
+        for endpoint_id, count, oldest in session.execute(
+            select(OutboxMessage.endpoint_id, func.count(), func.min(OutboxMessage.created_at))
+            .where(OutboxMessage.status == OutboxStatus.PENDING)
+            .group_by(OutboxMessage.endpoint_id)
+        )
+    }
+    states: list[dict[str, object]] = []
+    for endpoint in session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.id)):
+        pending, oldest = waiting.get(endpoint.id, (0, None))
+        states.append(
+            {
+                "name": endpoint.name,
+                "url": redact_url(endpoint.url),
+                "enabled": endpoint.enabled,
+                "configured": endpoint.disabled_reason != _NOT_CONFIGURED,
+                "disabled_reason": endpoint.disabled_reason,
+                "pending": pending,
+                "oldest_pending_at": oldest.isoformat() if oldest is not None else None,
+            }
+        )
+    return states

@@ -1,4 +1,12 @@
-"""Deliver the outbox as Standard Webhooks: signed, retried with backoff and jitter, in order per event."""
+"""Deliver the outbox as Standard Webhooks: signed, retried with backoff and jitter, in order.
+
+Each endpoint gets its notifications one at a time, oldest first. While an endpoint does not answer
+(connection error, timeout, 5xx, 408, 429), only its oldest notification is retried, at most
+``probe_max_delay_s`` apart (longer only when the endpoint asks so with Retry-After); its first answer
+makes the whole backlog due, sent at once in order instead of each notification waiting out its own
+backoff. After a start, every endpoint is treated so until it answers. A 4xx concerns one notification:
+it waits on its own backoff and holds back only the later notifications of its event.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +17,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from gateway.db import utcnow
 from gateway.dispatch.models import OutboxMessage, OutboxStatus, WebhookEndpoint
 from gateway.events.models import Event, EventAudit
+from gateway.redaction import redact_text, redact_url
 from gateway.retry_after import parse_retry_after
 
 log = logging.getLogger("gateway.dispatch")
@@ -33,9 +43,13 @@ class DeliveryOptions:
     max_delay_s: float = 60.0
     max_retry_after_s: float = 3600.0
     give_up_after_s: float = 7 * 86_400.0
-    concurrency: int = 4
+    concurrency: int = 4  # endpoints served at once (each endpoint's own notifications go one by one)
     idle_poll_s: float = 1.0
     scan_limit: int = 500
+    run_limit: int = 32  # notifications sent to one endpoint before the results are recorded
+    # While an endpoint does not answer, its oldest notification is retried at least this often (unless
+    # it asked for longer with Retry-After): one request, and its backlog goes out soon after it is back.
+    probe_max_delay_s: float = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +67,11 @@ class Attempt:
     secret: str
     attempts: int
 
+    @property
+    def shown_url(self) -> str:
+        """The endpoint for logs and audit notes: without credentials."""
+        return redact_url(self.url)
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
@@ -65,6 +84,11 @@ class AttemptResult:
     @property
     def delivered(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def endpoint_answered(self) -> bool:
+        """The endpoint is up and takes requests (a 4xx other than 408/429 is about this notification)."""
+        return self.status_code is not None and self.status_code < 500 and self.status_code not in (408, 429)
 
 
 def signed_headers(
@@ -117,6 +141,8 @@ class DispatchWorker:
         self.delivered = 0
         self.failed_attempts = 0
         self.last_error: str | None = None
+        # Endpoints (id, url) that answered last time; the others get only their oldest notification.
+        self._answering: set[tuple[int, str]] = set()
 
     def start(self) -> None:
         self._thread.start()
@@ -139,26 +165,30 @@ class DispatchWorker:
                 wait_s = self.deliver_due()
             except Exception as exc:
                 log.exception("dispatch round failed; retrying")
-                self.last_error = repr(exc)
+                self.last_error = redact_text(repr(exc))
+                self._answering.clear()  # what was learnt in the round may not be recorded: probe again
                 wait_s = self._options.idle_poll_s
             if wait_s > 0:
                 self._wake.wait(wait_s)
 
     def deliver_due(self) -> float:
-        """Send every due head-of-line row once; returns how long to wait before the next round."""
+        """Send what is due, one run per endpoint; returns how long to wait before the next round."""
         now = utcnow()
-        attempts, next_due = self._due_heads(now)
-        if not attempts:
+        runs, next_due = self._due_runs(now)
+        if not runs:
             return (
                 self._options.idle_poll_s
                 if next_due is None
                 else min(self._options.idle_poll_s, max(0.0, (next_due - now).total_seconds()))
             )
-        results = list(self._pool.map(self._post, attempts))
-        self._record(results)
+        for results in self._pool.map(self._post_run, runs):
+            self._record(results)
         return 0.0
 
-    def _due_heads(self, now: datetime) -> tuple[list[Attempt], datetime | None]:
+    def _due_runs(self, now: datetime) -> tuple[list[list[Attempt]], datetime | None]:
+        """Per endpoint, its due notifications in outbox order: all of them (up to ``run_limit``) when
+        it answers, else only its oldest (the probe). A notification waiting on its backoff holds back
+        the later ones of its event."""
         with self._read_sessions() as session:
             rows = session.execute(
                 select(OutboxMessage, WebhookEndpoint)
@@ -167,18 +197,23 @@ class DispatchWorker:
                 .order_by(OutboxMessage.id)
                 .limit(self._options.scan_limit)
             )
-            seen: set[tuple[int, int]] = set()
-            due: list[Attempt] = []
+            runs: dict[int, list[Attempt]] = {}
+            complete: set[int] = set()  # endpoints with nothing more to send this round
+            held: set[tuple[int, int]] = set()  # (endpoint, event) behind a notification not yet due
             next_due: datetime | None = None
             for row, endpoint in rows:
-                key = (row.endpoint_id, row.event_id)
-                if key in seen:
-                    continue  # an earlier notification of this event is still pending: keep the order
-                seen.add(key)
+                key = (endpoint.id, row.event_id)
+                if endpoint.id in complete or key in held:
+                    continue
+                probing = (endpoint.id, endpoint.url) not in self._answering
                 if row.next_attempt_at > now:
                     next_due = row.next_attempt_at if next_due is None else min(next_due, row.next_attempt_at)
+                    if probing:
+                        complete.add(endpoint.id)  # nothing overtakes the probe
+                    held.add(key)
                     continue
-                due.append(
+                run = runs.setdefault(endpoint.id, [])
+                run.append(
                     Attempt(
                         row_id=row.id,
                         endpoint_id=endpoint.id,
@@ -192,7 +227,20 @@ class DispatchWorker:
                         attempts=row.attempts,
                     )
                 )
-        return due, next_due
+                if probing or len(run) >= self._options.run_limit:
+                    complete.add(endpoint.id)
+        return list(runs.values()), next_due
+
+    def _post_run(self, run: list[Attempt]) -> list[AttemptResult]:
+        """One endpoint's notifications in order; stops at the first that is not delivered, so none
+        overtakes an earlier one."""
+        results = []
+        for attempt in run:
+            result = self._post(attempt)
+            results.append(result)
+            if not result.delivered:
+                break
+        return results
 
     def _post(self, attempt: Attempt) -> AttemptResult:
         started = time.perf_counter()
@@ -219,11 +267,12 @@ class DispatchWorker:
         now = utcnow()
         with self._sessions() as session, session.begin():
             for result in results:
-                row = session.get(OutboxMessage, result.attempt.row_id)
+                attempt = result.attempt
+                self._note_answer(session, attempt, answered=result.endpoint_answered, now=now)
+                row = session.get(OutboxMessage, attempt.row_id)
                 if row is None or row.status != OutboxStatus.PENDING:
                     continue
                 row.attempts += 1
-                attempt = result.attempt
                 if result.delivered:
                     row.status, row.delivered_at, row.last_error = OutboxStatus.DELIVERED, now, None
                     self.delivered += 1
@@ -232,21 +281,23 @@ class DispatchWorker:
                         "delivered %s of event %d to %s (%s, attempt %d, %.0f ms)",
                         attempt.message_type,
                         attempt.event_id,
-                        attempt.url,
+                        attempt.shown_url,
                         attempt.webhook_id,
                         row.attempts,
                         result.elapsed_ms,
                     )
                     continue
                 self.failed_attempts += 1
-                self.last_error = row.last_error = (result.error or "")[:1000]
+                error = redact_text(result.error or "", secrets=attempt.secret.split())
+                self.last_error = row.last_error = error[:1000]
                 if result.status_code == 410:
                     endpoint = session.get(WebhookEndpoint, attempt.endpoint_id)
                     if endpoint is not None and endpoint.enabled:
                         endpoint.enabled = False
                         endpoint.disabled_reason = f"answered 410 Gone at {now.isoformat()}"
                         log.error(
-                            "endpoint %s answered 410 Gone: disabled, its notifications wait", attempt.url
+                            "endpoint %s answered 410 Gone: disabled, its notifications wait",
+                            attempt.shown_url,
                         )
                     continue
                 if now - row.created_at > timedelta(seconds=self._options.give_up_after_s):
@@ -259,21 +310,46 @@ class DispatchWorker:
                         row.last_error,
                     )
                     continue
-                delay = result.retry_after_s
-                delay = (
-                    backoff_s(row.attempts, self._options)
-                    if delay is None
-                    else min(delay, self._options.max_retry_after_s)
-                )
+                if result.retry_after_s is not None:
+                    delay = min(result.retry_after_s, self._options.max_retry_after_s)
+                elif result.endpoint_answered:
+                    delay = backoff_s(row.attempts, self._options)
+                else:  # the endpoint's one probe: cheap to repeat, and bounds how late the drain starts
+                    delay = min(backoff_s(row.attempts, self._options), self._options.probe_max_delay_s)
                 row.next_attempt_at = now + timedelta(seconds=delay)
                 log.warning(
                     "delivery of event %d to %s failed (%s); retry %d in %.1f s",
                     attempt.event_id,
-                    attempt.url,
+                    attempt.shown_url,
                     row.last_error,
                     row.attempts,
                     delay,
                 )
+
+    def _note_answer(self, session: Session, attempt: Attempt, *, answered: bool, now: datetime) -> None:
+        """Track which endpoints answer; the first answer after silence makes its backlog due now."""
+        key = (attempt.endpoint_id, attempt.url)
+        if not answered:
+            self._answering.discard(key)
+            return
+        if key in self._answering:
+            return
+        self._answering.add(key)
+        caught_up: CursorResult[Any] = session.execute(  # type: ignore[assignment]  # an UPDATE's result
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.endpoint_id == attempt.endpoint_id,
+                OutboxMessage.status == OutboxStatus.PENDING,
+                OutboxMessage.next_attempt_at > now,
+            )
+            .values(next_attempt_at=now)
+        )
+        if caught_up.rowcount:
+            log.info(
+                "endpoint %s answers again: sending its %d waiting notifications now, in order",
+                attempt.shown_url,
+                caught_up.rowcount,
+            )
 
 
 def _audit_push(session: Session, attempt: Attempt, *, at: datetime, note: str) -> None:
@@ -288,7 +364,7 @@ def _audit_push(session: Session, attempt: Attempt, *, at: datetime, note: str) 
             action="push",
             from_status=state,
             to_status=state,
-            note=f"{attempt.message_type} to {attempt.url} ({attempt.webhook_id}): {note}",
+            note=f"{attempt.message_type} to {attempt.shown_url} ({attempt.webhook_id}): {note}",
         )
     )
 

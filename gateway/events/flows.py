@@ -11,11 +11,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.cap.models import CapReference, cap_change, view_of
-from gateway.cap.render import render_alert
+from gateway.cap import service as cap_service
 from gateway.dispatch import service as dispatch_service
 from gateway.events.lifecycle.models import (
     Action,
@@ -26,7 +24,7 @@ from gateway.events.lifecycle.models import (
     WorkItem,
 )
 from gateway.events.lifecycle.transitions import apply_transition
-from gateway.events.models import Event, EventAudit, EventCapMessage
+from gateway.events.models import Event, EventAudit
 from gateway.events.policy import EventPolicy
 
 log = logging.getLogger("gateway.events")
@@ -105,38 +103,8 @@ def publish(
     note: str | None = None,
 ) -> None:
     """Render the next CAP message of the event and queue the push to its department's endpoints."""
-    session.flush()
-    previous = list(
-        session.scalars(
-            select(EventCapMessage)
-            .where(EventCapMessage.event_id == event.id)
-            .order_by(EventCapMessage.sequence)
-        )
-    )
-    message = render_alert(
-        view_of(event, state=event.state, department=event.department),
-        change=cap_change(first_message=not previous, state=event.state),
-        sent=at,
-        sequence=len(previous),
-        previous=[
-            CapReference(sender=row.sender, identifier=row.identifier, sent=row.sent) for row in previous
-        ],
-        note=note,
-        options=policy.cap,
-    )
+    message = cap_service.next_message(session=session, event=event, options=policy.cap, at=at, note=note)
     xml = message.xml.decode()
-    session.add(
-        EventCapMessage(
-            event_id=event.id,
-            sequence=len(previous),
-            identifier=message.identifier,
-            sender=message.sender,
-            sent=message.sent,
-            msg_type=message.msg_type,
-            headline=message.headline[:200],
-            xml=xml,
-        )
-    )
     if event.department is not None:
         dispatch_service.enqueue(
             session=session, event=event, message_type=message_type, cap_xml=xml, policy=policy, at=at

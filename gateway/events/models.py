@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,13 @@ class Event(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(
+        String(32),
+        unique=True,
+        index=True,
+        default=lambda: uuid.uuid4().hex,
+        doc="Random, in CAP identifiers: unique even when a rebuilt database hands out the same ids.",
+    )
     device_id: Mapped[str] = mapped_column(String(64), ForeignKey("devices.id"), index=True)
     site: Mapped[str] = mapped_column(String(64))
     type: Mapped[str] = mapped_column(String(32), index=True)

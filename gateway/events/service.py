@@ -41,7 +41,8 @@ class Outcome(StrEnum):
     UPDATED = "updated"  # merged into an open event, re-raised, or a repeat recorded
     CLEARED = "cleared"
     DUPLICATE = "duplicate"  # (event_id, seq) already applied: a QoS 1 redelivery or a replay
-    STALE = "stale"  # older than a revision already applied
+    STALE = "stale"  # older than a revision already applied, or after the condition's end
+    UNKNOWN_EVENT = "unknown_event"  # an update or end of a condition never seen begin: refused
 
 
 def policy_of(session: Session) -> EventPolicy:
@@ -59,40 +60,22 @@ def _higher(a: str, b: str) -> str:
 def apply_device_event(
     *, session: Session, device: Device, message: EventMessage
 ) -> tuple[Outcome, Event | None]:
-    """Apply one device event message; idempotent on (device, event_id, seq)."""
-    policy = policy_of(session)
-    now = policy.clock()
+    """Apply one device event message; idempotent on (device, event_id, seq).
+
+    One condition is one ``event_id``. A ``new`` goes through de-duplication (a repeat of the condition
+    folds into the device's open event of that type, audited and pushed); an ``update`` or ``end`` must
+    name an ``event_id`` this gateway has seen, else it is refused (``UNKNOWN_EVENT``, nothing written).
+    An event follows the condition last folded into it: only that condition's ``end`` clears it.
+    """
     applied = session.execute(
         select(EventRevision.event_id, func.max(EventRevision.seq))
         .where(EventRevision.device_id == device.id, EventRevision.device_event_id == message.event_id)
         .group_by(EventRevision.event_id)
     ).first()
-    if applied is not None:  # a later message of a condition this gateway already knows
-        event_pk, max_seq = applied
-        if message.seq == max_seq or session.scalar(
-            select(EventRevision.id).where(
-                EventRevision.device_id == device.id,
-                EventRevision.device_event_id == message.event_id,
-                EventRevision.seq == message.seq,
-            )
-        ):
-            return Outcome.DUPLICATE, None
-        if message.seq < max_seq:
-            return Outcome.STALE, None
-        event = session.get(Event, event_pk)
-        assert event is not None
-        if event.cleared_at is not None and event.device_event_id == message.event_id:
-            return Outcome.STALE, None  # the condition already ended; nothing after the end counts
-        _merge_message(event, message)
-        _record_revision(session=session, event=event, message=message)
-        outcome = Outcome.UPDATED
-        if message.phase is not EventPhase.END:
-            flows.annotate(
-                session=session, event=event, action="updated", actor=device.id, role="device", at=now
-            )
-            flows.publish(session=session, event=event, message_type=UPDATED, policy=policy, at=now)
-    else:
-        outcome, event = raise_condition(
+    if applied is None:
+        if message.phase is not EventPhase.NEW:
+            return Outcome.UNKNOWN_EVENT, None
+        outcome, raised = raise_condition(
             session=session,
             device=device,
             event_type=message.type,
@@ -106,11 +89,56 @@ def apply_device_event(
             seen_at=message.ts,
             actor=device.id,
         )
-        _record_revision(session=session, event=event, message=message)
+        _record_revision(session=session, event=raised, message=message)
+        return outcome, raised
+    event_pk, max_seq = applied
+    if message.seq == max_seq or session.scalar(
+        select(EventRevision.id).where(
+            EventRevision.device_id == device.id,
+            EventRevision.device_event_id == message.event_id,
+            EventRevision.seq == message.seq,
+        )
+    ):
+        return Outcome.DUPLICATE, None
+    if message.seq < max_seq:
+        return Outcome.STALE, None
+    event = session.get(Event, event_pk)
+    assert event is not None
+    if event.device_event_id != message.event_id:
+        _record_earlier_condition(session=session, event=event, device=device, message=message)
+        return Outcome.UPDATED, event
+    if event.cleared_at is not None:
+        return Outcome.STALE, None  # the condition already ended; nothing after the end counts
+    _merge_message(event, message)
+    _record_revision(session=session, event=event, message=message)
     if message.phase is EventPhase.END:
         clear_condition(session=session, event=event, at=message.ts, note="condition cleared on the device")
-        outcome = Outcome.CLEARED
-    return outcome, event
+        return Outcome.CLEARED, event
+    policy = policy_of(session)
+    now = policy.clock()
+    flows.annotate(session=session, event=event, action="updated", actor=device.id, role="device", at=now)
+    flows.publish(session=session, event=event, message_type=UPDATED, policy=policy, at=now)
+    return Outcome.UPDATED, event
+
+
+def _record_earlier_condition(
+    *, session: Session, event: Event, device: Device, message: EventMessage
+) -> None:
+    """A message of a condition folded in before the one the event follows (the device raised another
+    ``event_id`` since): recorded and audited; it neither changes the event's condition nor ends it."""
+    now = policy_of(session).clock()
+    event.revisions += 1
+    event.last_device_ts = max(event.last_device_ts, message.ts)
+    event.updated_at = now
+    _record_revision(session=session, event=event, message=message)
+    verb = "ended" if message.phase is EventPhase.END else "updated"
+    note = (
+        f"earlier condition {message.event_id} {verb} (seq {message.seq}); "
+        f"this event follows {event.device_event_id}, which is unchanged"
+    )
+    flows.annotate(
+        session=session, event=event, action="updated", actor=device.id, role="device", at=now, note=note
+    )
 
 
 def raise_condition(
@@ -182,7 +210,7 @@ def raise_condition(
         event.revisions = decision.count
         event.last_device_ts = decision.last_seen or event.last_device_ts
         event.updated_at = now
-        if event.cleared_at is not None and decision.action is DedupAction.MERGE:
+        if decision.action is DedupAction.MERGE and event.cleared_at is not None:
             flows.transition(
                 session=session,
                 event=event,
@@ -190,8 +218,18 @@ def raise_condition(
                     action=Action.CONDITION_RETURNED,
                     actor=SYSTEM_ACTOR,
                     at=now,
-                    note="the condition came back before the work item was finished",
+                    note=f"the condition came back ({device_event_id}) before the work item was finished",
                 ),
+            )
+        elif decision.action is DedupAction.MERGE:  # the other actions audit themselves (plan.requests)
+            flows.annotate(
+                session=session,
+                event=event,
+                action="merged",
+                actor=actor,
+                role="device",
+                at=now,
+                note=f"the same condition raised again as {device_event_id}: merged into this event",
             )
         event.cleared_at = None
         outcome = Outcome.UPDATED

@@ -6,6 +6,9 @@ the writer thread works, cost more than decoding the messages. This client fills
 per ``recv()`` and cuts every whole packet out of it in one slice (paho's byte-by-byte reader only
 runs for a packet split across two reads).
 
+It also notes how a connection ended (the broker closed it, or the network failed with which error),
+which paho's ``on_disconnect`` reports as "Unspecified error" for both: ``disconnect_cause`` names it.
+
 It also hands MQTT 3.1.1 QoS 0/1 PUBLISH packets (as a lean ``ReceivedMessage``) straight to
 ``on_message``: paho's handler builds format strings to unpack them, formats a debug line and walks
 the topic matcher of ``message_callback_add`` for every message (with paho's message object, a
@@ -38,6 +41,7 @@ TESTED_PAHO = "2.2"  # the minor release whose internals are overridden below; k
 # What BufferedReadClient overrides or calls of paho's private API.
 PAHO_INTERNALS = (
     "_sock_recv",
+    "_sock_send",
     "_packet_read",
     "_packet_handle",
     "_handle_publish",
@@ -70,17 +74,36 @@ class BufferedReadClient(mqtt.Client):
         super().__init__(*args, **kwargs)
         self._read_buffer = b""
         self._read_pos = 0
+        self.connection_end: str | None = None  # how the socket ended, for disconnect_cause()
 
     def reconnect(self) -> mqtt.MQTTErrorCode:
         self._read_buffer, self._read_pos = b"", 0  # bytes of the old connection mean nothing now
+        self.connection_end = None
         return super().reconnect()
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._read_pos >= len(self._read_buffer):
-            self._read_buffer, self._read_pos = super()._sock_recv(self.READ_CHUNK), 0
+            try:
+                self._read_buffer, self._read_pos = super()._sock_recv(self.READ_CHUNK), 0
+            except BlockingIOError:
+                raise
+            except OSError as exc:
+                self.connection_end = _socket_error(exc)
+                raise
+            if not self._read_buffer:
+                self.connection_end = CLOSED_BY_BROKER
         chunk = self._read_buffer[self._read_pos : self._read_pos + bufsize]
         self._read_pos += len(chunk)
         return chunk
+
+    def _sock_send(self, buf: bytes | bytearray) -> int:
+        try:
+            return super()._sock_send(buf)
+        except BlockingIOError:
+            raise
+        except OSError as exc:
+            self.connection_end = _socket_error(exc)
+            raise
 
     def _packet_read(self) -> mqtt.MQTTErrorCode:
         # Fast path: paho is between packets and the buffer holds a whole one, so it is cut out in one
@@ -167,6 +190,36 @@ class BufferedReadClient(mqtt.Client):
                     if not self.suppress_exceptions:
                         raise
         return mqtt.MQTT_ERR_SUCCESS
+
+
+CLOSED_BY_BROKER = "the broker closed the connection"
+
+
+def disconnect_cause(client: mqtt.Client, flags: Any, reason: Any) -> str:
+    """Why a connection ended, in words: what ``on_disconnect`` gives (a reason code that says
+    "Unspecified error" for every lost connection) plus what the socket saw."""
+    name = str(getattr(reason, "getName", lambda: reason)())
+    if getattr(flags, "is_disconnect_packet_from_server", False):
+        return f"the broker disconnected the gateway: {name}"
+    if name == "Success":
+        return "the gateway disconnected (on request)"
+    if name == "Keep alive timeout":
+        return "no answer from the broker within the keep-alive interval (network or broker hung)"
+    if name == "Protocol error":
+        return "protocol error: the broker sent something paho could not read"
+    seen = getattr(client, "connection_end", None)
+    if seen == CLOSED_BY_BROKER:
+        return (
+            f"{CLOSED_BY_BROKER} (a broker shutdown or restart, or it dropped this client, e.g. for "
+            "another connection with the same client id)"
+        )
+    if seen is not None:
+        return f"network error: {seen}"
+    return f"connection lost (the broker closed it or the network failed; paho says {name!r})"
+
+
+def _socket_error(exc: OSError) -> str:
+    return f"{type(exc).__name__}: {exc.strerror or exc}" if exc.errno else f"{type(exc).__name__}: {exc}"
 
 
 class ReceivedMessage(mqtt.MQTTMessage):

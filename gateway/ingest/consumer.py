@@ -16,16 +16,20 @@ import paho.mqtt.client as mqtt
 from sqlalchemy.exc import OperationalError
 
 from citywatch.mqtt import MqttOptions
-from citywatch.protocol.codec import RejectedMessage, decode
-from citywatch.protocol.topics import DEVICE_TO_GATEWAY, subscription
-from gateway.ingest.client import make_client
+from citywatch.protocol.codec import ClockBounds, RejectedMessage, decode
+from citywatch.protocol.topics import DEVICE_TO_GATEWAY, EVERYTHING, gateway_to_device, subscription
+from gateway.ingest.broker_session import BrokerSessionWatch
+from gateway.ingest.client import disconnect_cause, make_client
 from gateway.ingest.processor import BatchProcessor, Delivery
+from gateway.ingest.receipts import ReceiptDesk
 from gateway.ingest.stats import IngestStats
+from gateway.redaction import redact_text
 
 log = logging.getLogger("gateway.ingest")
 
 # Database errors worth waiting out (server down, file locked); anything else is a bad message.
 TRANSIENT_ERRORS = (OperationalError, sqlite3.OperationalError, OSError)
+QUEUED = frozenset({mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN})  # paho has a message we publish
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +41,12 @@ class IngestOptions:
     linger_s: float = 0.005
     retry_delay_s: float = 0.5
     retry_delay_max_s: float = 10.0
+    clock: ClockBounds | None = None  # device timestamps are judged against the gateway's clock
 
 
 class MqttIngest:
-    """Subscribe to every device->gateway channel; ack each message only after its batch is committed."""
+    """Subscribe to everything under ``citywatch/`` (what breaks the contract is refused by reason, not
+    missed); ack each message only after its batch is committed."""
 
     def __init__(
         self,
@@ -50,16 +56,23 @@ class MqttIngest:
         processor: BatchProcessor,
         stats: IngestStats,
         on_outbox_changed: Callable[[], None] = lambda: None,
+        receipts: ReceiptDesk | None = None,
+        session_watch: BrokerSessionWatch | None = None,
     ) -> None:
         self._mqtt_options = mqtt_options
+        self.receipts = receipts or ReceiptDesk(interval_s=1.0)
+        self.session_watch = session_watch or BrokerSessionWatch(had_session_before=lambda: False)
         self._options = options
         self._processor = processor
+        self._refusals = processor.refusals
         self._stats = stats
         self._on_outbox_changed = on_outbox_changed
         self._queue: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
         self._accepting = threading.Event()
         self._stop_writer = threading.Event()
         self._connected = threading.Event()
+        self._storing_since: float | None = None
+        self.last_disconnect: str | None = None  # why the last connection ended, in words (for /health)
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._client = self._make_client()
 
@@ -117,13 +130,25 @@ class MqttIngest:
         self._client.loop_stop()
         self._connected.clear()
 
+    def publish(self, topic: str, payload: bytes, retain: bool) -> bool:
+        """Gateway -> device (``cmd``, ``config``) on this session, QoS 1; False: not connected, nothing sent.
+
+        True means paho has it: it is sent now, or again after a reconnect, until the broker acknowledges."""
+        if not self.connected:
+            return False
+        # NO_CONN: the connection dropped just now; paho keeps a QoS 1 message and sends it on reconnect.
+        return self._client.publish(topic, payload, qos=1, retain=retain).rc in QUEUED
+
     # -- network thread: decode and enqueue only ------------------------------------------------
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any) -> None:
         if reason.is_failure:
             log.warning("MQTT connection to %s refused: %s", self._mqtt_options.url, reason)
             return
-        client.subscribe([(subscription(channel), 1) for channel in sorted(DEVICE_TO_GATEWAY)])
+        client.subscribe(EVERYTHING, 1)
+        # Then leave the per-channel filters of older gateways (a persistent session keeps them): after
+        # the wide one is in place, so that nothing published meanwhile is missed.
+        client.unsubscribe([subscription(channel) for channel in sorted(DEVICE_TO_GATEWAY)])
         self._connected.set()
         log.info(
             "MQTT connected to %s as %s (session present: %s)",
@@ -131,30 +156,44 @@ class MqttIngest:
             self._options.client_id,
             flags.session_present,
         )
+        self.session_watch.connected(
+            session_present=bool(flags.session_present),
+            broker=self._mqtt_options.url,
+            client_id=self._options.client_id,
+        )
 
     def _on_disconnect(
-        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: Any, _props: Any
     ) -> None:
         if self._connected.is_set() and self._accepting.is_set():
-            log.warning("MQTT disconnected from %s: %s", self._mqtt_options.url, reason)
+            self.last_disconnect = disconnect_cause(client, flags, reason)
+            log.warning("MQTT disconnected from %s: %s", self._mqtt_options.url, self.last_disconnect)
         self._connected.clear()
 
     def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if not self._accepting.is_set():
             return
         try:
-            self._stats.count_received()
             topic = message.topic
-            decoded = decode(topic, bytes(message.payload), max_bytes=self._options.max_payload_bytes)
+            payload = bytes(message.payload)
+            if not payload:  # a retained topic cleared (a decommissioned device, a stale config): not input
+                self._stats.count_cleared()
+            elif not gateway_to_device(topic):  # what the gateway (or an operator) sends devices is not input
+                self._stats.count_received()
+                decoded = decode(
+                    topic, payload, max_bytes=self._options.max_payload_bytes, clock=self._options.clock
+                )
+                device_time = getattr(decoded.message, "ts", None)
+                if device_time is not None:
+                    self._refusals.observe_clock(decoded.topic.device_id, device_time)
+                self._queue.put(Delivery(decoded=decoded, mid=message.mid, qos=message.qos))
+                return
         except RejectedMessage as exc:
-            self._processor.refuse(exc.reason, exc.detail, _safe_topic(message))
-            client.ack(message.mid, message.qos)  # refused for good: never redeliver
-            return
+            offset_s = getattr(exc, "offset_s", None)  # a ClockRejected: the device's clock is off
+            self._refusals.record(exc.reason, exc.detail, _safe_topic(message), clock_offset_s=offset_s)
         except Exception as exc:  # never let input kill the network loop
-            self._processor.refuse("undecodable", repr(exc), _safe_topic(message))
-            client.ack(message.mid, message.qos)
-            return
-        self._queue.put(Delivery(decoded=decoded, mid=message.mid, qos=message.qos))
+            self._refusals.record("undecodable", repr(exc), _safe_topic(message))
+        client.ack(message.mid, message.qos)  # refused for good, or not input: never redeliver
 
     # -- writer thread --------------------------------------------------------------------------
 
@@ -198,15 +237,34 @@ class MqttIngest:
                 if flush_presence and self._processor.presence_pending:
                     self._store([], flush_presence=True)
                     last_presence_flush = time.monotonic()
+                self.receipts.publish_due(self._client, connected=self.connected)
                 continue
             if not self._store(batch, flush_presence=flush_presence):
                 break  # stopping while the database is unreachable: leave the rest unacked
             if flush_presence:
                 last_presence_flush = time.monotonic()
             ack_all(self._client, batch)
+            self.receipts.publish_due(self._client, connected=self.connected)
         self._store([], flush_presence=True)
+        self.receipts.publish_due(self._client, connected=self.connected, force=True)  # before disconnecting
+
+    @property
+    def storing_for_s(self) -> float:
+        """How long the writer has been on its current batch (0 when idle): grows while the database
+        hangs or keeps refusing writes, which /health reports."""
+        since = self._storing_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def _store(self, batch: list[Delivery], *, flush_presence: bool) -> bool:
+        if self._storing_since is not None:  # the message-by-message retry inside a batch
+            return self._store_batch(batch, flush_presence=flush_presence)
+        self._storing_since = time.monotonic()
+        try:
+            return self._store_batch(batch, flush_presence=flush_presence)
+        finally:
+            self._storing_since = None
+
+    def _store_batch(self, batch: list[Delivery], *, flush_presence: bool) -> bool:
         """True once the batch is committed (bad messages refused); False if told to stop while retrying."""
         delay = self._options.retry_delay_s
         attempts_while_stopping = 0
@@ -215,7 +273,7 @@ class MqttIngest:
                 result = self._processor.process(batch, flush_presence=flush_presence)
                 break
             except TRANSIENT_ERRORS as exc:
-                self._stats.count_retry()
+                self._stats.count_retry(error=redact_text(f"{type(exc).__name__}: {exc}")[:500])
                 log.warning("storing a batch of %d failed (%s); retrying in %.1f s", len(batch), exc, delay)
             except Exception:
                 if len(batch) <= 1:
@@ -230,6 +288,8 @@ class MqttIngest:
                     return False
             time.sleep(delay)
             delay = min(delay * 2, self._options.retry_delay_max_s)
+        self._stats.write_succeeded()
+        self.receipts.stored(result.numbered)  # committed: the devices may forget these
         if batch:
             self._stats.record_batch(
                 size=len(batch), accepted=result.accepted, events=result.events, telemetry=result.telemetry

@@ -21,12 +21,15 @@ from citywatch.protocol.messages import (
     StateMessage,
     TelemetryMessage,
 )
+from citywatch.protocol.topics import Topic
 from gateway.db import utcnow
+from gateway.devices import commands as device_commands
 from gateway.devices import service as devices_service
 from gateway.devices.models import Device
 from gateway.devices.service import DeviceDirectory
 from gateway.events import service as events_service
-from gateway.ingest.stats import IngestStats, RateLimitedLog
+from gateway.ingest.refusals import RefusalRecorder
+from gateway.ingest.stats import IngestStats
 from gateway.telemetry.base import TelemetryPoint, TelemetryStore
 
 log = logging.getLogger("gateway.ingest")
@@ -47,6 +50,9 @@ class BatchResult:
     events: Counter[str] = field(default_factory=Counter)
     telemetry: int = 0
     outbox_changed: bool = False
+    numbered: list[tuple[Topic, int]] = field(default_factory=list)  # (topic, outbox_seq): for receipts
+    # Refused inside the transaction: counted and logged once it commits (not again on a retry).
+    refused: list[tuple[str, str, Topic]] = field(default_factory=list)  # (reason, detail, topic)
 
 
 class BatchProcessor:
@@ -59,14 +65,14 @@ class BatchProcessor:
         store: TelemetryStore,
         directory: DeviceDirectory,
         stats: IngestStats,
-        refusals: RateLimitedLog,
+        refusals: RefusalRecorder,
         snapshot_dir: Path,
     ) -> None:
         self._sessions = session_factory
         self._store = store
         self._directory = directory
         self._stats = stats
-        self._refusals = refusals
+        self.refusals = refusals
         self._snapshot_dir = snapshot_dir
         self._last_seen: dict[str, datetime] = {}
         self._now = utcnow()
@@ -76,8 +82,7 @@ class BatchProcessor:
         return bool(self._last_seen)
 
     def refuse(self, reason: str, detail: str, topic: str) -> None:
-        self._stats.refuse(reason)
-        self._refusals.warning(reason, "refused message on %s: %s: %s", topic, reason, detail)
+        self.refusals.record(reason, detail, topic)
 
     def process(self, batch: Sequence[Delivery], *, flush_presence: bool) -> BatchResult:
         """Store a batch; returns normally only when everything in it is committed (or refused)."""
@@ -91,7 +96,7 @@ class BatchProcessor:
                 self.refuse("unknown_device", f"device {topic.device_id!r} is not provisioned", str(topic))
             elif device.site != topic.site:
                 self.refuse(
-                    "site_mismatch",
+                    "wrong_site",
                     f"device {topic.device_id!r} is registered at site {device.site!r}, not {topic.site!r}",
                     str(topic),
                 )
@@ -103,6 +108,9 @@ class BatchProcessor:
         for delivery in known:
             message = delivery.decoded.message
             result.accepted[delivery.decoded.topic.channel.value] += 1
+            outbox_seq = getattr(message, "outbox_seq", None)
+            if outbox_seq is not None:  # stored below, or refused for good: either way, receipted
+                result.numbered.append((delivery.decoded.topic, outbox_seq))
             if isinstance(message, TelemetryMessage):
                 points.append(
                     TelemetryPoint(
@@ -115,19 +123,10 @@ class BatchProcessor:
                     )
                 )
                 self._see(message.device_id)
-            elif isinstance(message, StateMessage | EventMessage):
+            elif isinstance(message, StateMessage | EventMessage | AckMessage):
                 transactional.append(delivery)
             elif isinstance(message, SnapshotMessage):
-                self._save_snapshot(message)
-                self._see(message.device_id)
-            elif isinstance(message, AckMessage):
-                log.info(
-                    "device %s answered %s: ok=%s %s",
-                    message.device_id,
-                    message.cmd_id,
-                    message.ok,
-                    message.message,
-                )
+                self._save_snapshot(message, topic=str(delivery.decoded.topic))
                 self._see(message.device_id)
 
         if points:
@@ -135,6 +134,8 @@ class BatchProcessor:
             result.telemetry = len(points)
         if transactional or (flush_presence and self._last_seen):
             self._transact(transactional, result)
+        for reason, detail, topic in result.refused:
+            self.refuse(reason, detail, str(topic))
         return result
 
     def _see(self, device_id: str) -> None:
@@ -148,12 +149,15 @@ class BatchProcessor:
                 device = session.get(Device, delivery.decoded.topic.device_id)
                 assert device is not None  # checked by the directory; devices are never deleted
                 if isinstance(message, StateMessage):
-                    devices_service.apply_state(session=session, device=device, state=message)
+                    devices_service.apply_state(session=session, device=device, state=message, at=self._now)
                     self._see(message.device_id)
                 elif isinstance(message, EventMessage):
                     outcome, _ = events_service.apply_device_event(
                         session=session, device=device, message=message
                     )
+                    if outcome is events_service.Outcome.UNKNOWN_EVENT:
+                        self._refuse_unknown_event(delivery, message, result)
+                        continue
                     result.events[outcome.value] += 1
                     result.outbox_changed |= outcome in (
                         events_service.Outcome.CREATED,
@@ -161,14 +165,36 @@ class BatchProcessor:
                         events_service.Outcome.CLEARED,
                     )
                     self._see(message.device_id)
+                elif isinstance(message, AckMessage):
+                    log.info(
+                        "device %s answered %s: ok=%s %s",
+                        device.id,
+                        message.cmd_id,
+                        message.ok,
+                        message.message,
+                    )
+                    device_commands.record_ack(
+                        session=session, device_id=device.id, ack=message, at=self._now
+                    )
+                    self._see(message.device_id)
             devices_service.record_last_seen(session=session, last_seen=self._last_seen)
         self._last_seen.clear()
 
-    def _save_snapshot(self, message: SnapshotMessage) -> None:
+    @staticmethod
+    def _refuse_unknown_event(delivery: Delivery, message: EventMessage, result: BatchResult) -> None:
+        """No receipt: once the device sends the ``new`` this message needs, it is stored when sent again."""
+        topic = delivery.decoded.topic
+        result.accepted[topic.channel.value] -= 1
+        if message.outbox_seq is not None:
+            result.numbered.remove((topic, message.outbox_seq))
+        detail = f"{message.phase.value} of event_id {message.event_id!r}, which this gateway never saw begin"
+        result.refused.append(("unknown_event", detail, topic))
+
+    def _save_snapshot(self, message: SnapshotMessage, *, topic: str) -> None:
         try:
             image = base64.b64decode(message.data_b64, validate=True)
         except (binascii.Error, ValueError):
-            self.refuse("invalid", "snapshot data_b64 is not base64", message.snapshot_id)
+            self.refuse("invalid", f"snapshot {message.snapshot_id}: data_b64 is not base64", topic)
             return
         self._snapshot_dir.mkdir(parents=True, exist_ok=True)
         path = self._snapshot_dir / f"{message.snapshot_id}.jpg"

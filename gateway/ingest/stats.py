@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -20,15 +21,31 @@ class IngestStats:
         self.accepted: Counter[str] = Counter()  # by channel
         self.events: Counter[str] = Counter()  # by outcome
         self.refused: Counter[str] = Counter()  # by reason
+        self.cleared = 0  # empty payloads: retained topics cleared (not input, not refused)
         self.telemetry_written = 0
         self.retries = 0  # batches stored again after a transient database error
+        self.write_failures = 0  # failed attempts to store since the last commit (0: writes work)
+        self.write_failing_since: datetime | None = None
+        self.last_write_error: str | None = None
 
     def count_received(self) -> None:
         self.received += 1  # only the MQTT thread writes it: no lock on the hot path
 
-    def count_retry(self) -> None:
+    def count_cleared(self) -> None:
+        self.cleared += 1  # the MQTT thread only, like received
+
+    def count_retry(self, *, error: str = "") -> None:
+        """A batch could not be stored (database locked, full, read-only, away) and is retried."""
         with self._lock:
             self.retries += 1
+            self.write_failures += 1
+            self.write_failing_since = self.write_failing_since or datetime.now(UTC)
+            self.last_write_error = error
+
+    def write_succeeded(self) -> None:
+        if self.write_failures:  # once per batch: the lock only after a failure
+            with self._lock:
+                self.write_failures, self.write_failing_since = 0, None
 
     def refuse(self, reason: str) -> None:
         with self._lock:
@@ -46,6 +63,7 @@ class IngestStats:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
+            failing_since = self.write_failing_since
             return {
                 "received": self.received,
                 "batches": self.batches,
@@ -54,8 +72,15 @@ class IngestStats:
                 "events": dict(self.events),
                 "telemetry_written": self.telemetry_written,
                 "retries": self.retries,
+                "writes": {
+                    "ok": self.write_failures == 0,
+                    "failures": self.write_failures,
+                    "failing_since": failing_since.isoformat() if failing_since else None,
+                    "last_error": self.last_write_error,
+                },
                 "refused": dict(self.refused),
                 "refused_total": sum(self.refused.values()),
+                "cleared": self.cleared,
             }
 
 

@@ -18,18 +18,26 @@ import random
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast, get_args
 
+import httpx
 import urllib3.exceptions
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
+from gateway.redaction import redact_text
 from gateway.retry_after import parse_retry_after
-from gateway.telemetry.base import Aggregation, HistoryRow, TelemetryPoint
+from gateway.telemetry.base import (
+    Aggregation,
+    HistoryRow,
+    StoreStatus,
+    TelemetryPoint,
+    TelemetryUnavailableError,
+)
 from gateway.telemetry.influx_spill import SpillQueue, SpillSegment
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,7 @@ RESERVED_TAGS = ("device_id", "site")
 # Malformed data: retrying or replaying it cannot help, so it is set aside (413: batch_size too large).
 _REJECTED_STATUSES = frozenset({400, 413, 422})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+PING_TIMEOUT_S = 1.0  # /health waits at most this for InfluxDB
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +56,7 @@ class InfluxOptions:
     """Where and how the store writes. ``spill_dir`` must be on persistent storage."""
 
     url: str
-    token: str
+    token: str = field(repr=False)  # a secret: never in a repr, a log line or an answer
     org: str
     bucket: str
     spill_dir: Path
@@ -260,7 +269,7 @@ class InfluxTelemetryStore:
             "device_id": device_id,
         }
         rows = []
-        for table in self._client.query_api().query(query, params=params):
+        for table in self._query(query, params):
             for record in table.records:
                 value = record.get_value()
                 if value is not None:
@@ -287,7 +296,7 @@ class InfluxTelemetryStore:
             "  |> group()\n"
             "  |> sum()\n"
         )
-        tables = self._client.query_api().query(query, params=params)
+        tables = self._query(query, params)
         return sum(int(record.get_value() or 0) for table in tables for record in table.records)
 
     def close(self) -> None:
@@ -307,6 +316,21 @@ class InfluxTelemetryStore:
                 self.options.spill_dir,
             )
         self._client.close()
+
+    def status(self) -> StoreStatus:
+        """Degraded while InfluxDB does not answer its ``/ping`` or batches wait in the spill."""
+        error = self._ping()
+        if error is None and self._spilling:
+            error = "InfluxDB answers, but telemetry still waits in the spill (replaying, or writes refused)"
+        return StoreStatus(
+            kind="influx",
+            ok=error is None,
+            error=error,
+            spilling=self._spilling,
+            spilled_points=self.spilled_points(),
+            spilled_bytes=self.spilled_bytes(),
+            dropped_points_spill_full=self._dropped_points,
+        )
 
     # -- state, for health checks and tests --------------------------------------------------------
 
@@ -329,6 +353,37 @@ class InfluxTelemetryStore:
         return sorted(self._spill.rejected_dir.glob("*.lp"))
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def _query(self, query: str, params: dict[str, Any]) -> Any:
+        """Run a Flux query; a server that is away or refuses becomes ``TelemetryUnavailableError``."""
+        try:
+            return self._client.query_api().query(query, params=params)
+        except ApiException as error:
+            body = error.body.decode(errors="replace") if isinstance(error.body, bytes) else error.body
+            raise TelemetryUnavailableError(
+                redact_text(f"InfluxDB answered HTTP {error.status} {error.reason}: {(body or '')[:200]}"),
+                retry_after_s=parse_retry_after(error.headers.get("Retry-After") if error.headers else None),
+            ) from error
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            cause = getattr(error, "reason", None) or error
+            raise TelemetryUnavailableError(
+                redact_text(f"InfluxDB at {self.options.url} is unreachable: {type(cause).__name__}: {cause}")
+            ) from error
+
+    def _ping(self) -> str | None:
+        """None when InfluxDB answers ``GET /ping`` (no token needed) within a second, else why not."""
+        url = f"{self.options.url.rstrip('/')}/ping"
+        try:
+            response = httpx.get(url, timeout=PING_TIMEOUT_S)
+        except httpx.HTTPError as error:
+            return redact_text(
+                f"InfluxDB at {self.options.url} is unreachable: {type(error).__name__}: {error}"
+            )
+        if response.status_code >= 300:
+            return redact_text(
+                f"InfluxDB at {self.options.url} answered its ping with HTTP {response.status_code}"
+            )
+        return None
 
     def _to_spill(self, batch: _Batch) -> None:
         limit = self.options.spill_max_bytes

@@ -10,7 +10,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway.telemetry.base import Aggregation, HistoryRow, TelemetryPoint
+from gateway.telemetry.base import (
+    Aggregation,
+    HistoryRow,
+    StoreStatus,
+    TelemetryPoint,
+    TelemetryUnavailableError,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS telemetry (
@@ -26,6 +32,14 @@ CREATE TABLE IF NOT EXISTS telemetry (
 
 _JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder for the hot path, not one per call
 _AGGREGATES: dict[str, str] = {"mean": "avg(v)", "min": "min(v)", "max": "max(v)", "count": "count(v)"}
+# Before the contract refused them, NaN and infinities were stored in Python's spelling, which is not
+# JSON: json_extract() fails on the whole row ("malformed JSON"). Read them as null (left out). Field
+# names are lower-case, so these capitalised words can only be such values.
+_READABLE_FIELDS = (
+    "CASE WHEN fields GLOB '*[NI]*' THEN "
+    "replace(replace(replace(fields, '-Infinity', 'null'), 'Infinity', 'null'), 'NaN', 'null') "
+    "ELSE fields END"
+)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -76,6 +90,11 @@ class SqliteTelemetryStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # committed = on disk: the ingest acks after this
         self._db.executescript(_SCHEMA)
+        # Reads on a connection of their own: with WAL they never wait for a write, so charts and
+        # /health answer while a write waits for a lock or fails.
+        self._read_lock = threading.Lock()
+        self._reader = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._reader.execute("PRAGMA query_only=1")
 
     def write(self, points: Sequence[TelemetryPoint]) -> None:
         if not points:
@@ -114,7 +133,7 @@ class SqliteTelemetryStore:
     ) -> list[HistoryRow]:
         start_us, stop_us = _to_us(start), _to_us(stop)
         samples = (
-            "SELECT ts_us, json_extract(fields, '$.' || ?) AS v FROM telemetry "
+            f"SELECT ts_us, json_extract({_READABLE_FIELDS}, '$.' || ?) AS v FROM telemetry "
             "WHERE device_id = ? AND measurement = ? AND ts_us >= ? AND ts_us < ?"
         )
         params: list[object] = [field, device_id, measurement, start_us, stop_us]
@@ -134,8 +153,13 @@ class SqliteTelemetryStore:
                     f"SELECT {bucket} AS b, {_AGGREGATES[aggregation]} FROM ({samples}) "
                     "WHERE v IS NOT NULL GROUP BY b ORDER BY b"
                 )
-        with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
+        try:
+            with self._read_lock:
+                rows = self._reader.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout, I/O error
+            raise TelemetryUnavailableError(
+                f"the telemetry database {self.path} cannot be read: {exc}"
+            ) from exc
         return [HistoryRow(ts=_from_us(int(row[0])), value=float(row[1])) for row in rows]
 
     def count(self, *, device_id: str | None = None, measurement: str | None = None) -> int:
@@ -144,9 +168,15 @@ class SqliteTelemetryStore:
             sql, params = sql + " AND device_id = ?", [*params, device_id]
         if measurement is not None:
             sql, params = sql + " AND measurement = ?", [*params, measurement]
-        with self._lock:
-            return int(self._db.execute(sql, params).fetchone()[0])
+        with self._read_lock:
+            return int(self._reader.execute(sql, params).fetchone()[0])
+
+    def status(self) -> StoreStatus:
+        """Embedded: nothing to reach. Writes that fail show in /health as the ingest's failing writes."""
+        return StoreStatus(kind="sqlite", ok=True)
 
     def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
         with self._lock:
             self._db.close()

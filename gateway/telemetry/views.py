@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -13,9 +14,10 @@ from gateway.api.deps import EARLIEST, ServicesDep, SessionDep, check_time
 from gateway.auth.deps import AnyCaller
 from gateway.db import utcnow
 from gateway.devices import service as devices_service
-from gateway.telemetry.base import Aggregation
+from gateway.telemetry.base import Aggregation, TelemetryUnavailableError
 
 router = APIRouter(tags=["telemetry"])
+RETRY_AFTER_S = 10  # when the store's server did not say: long enough for a restart, short for a chart
 
 
 class HistoryPoint(BaseModel):
@@ -27,6 +29,9 @@ class HistoryPoint(BaseModel):
     "/devices/{device_id}/telemetry",
     response_model=list[HistoryPoint],
     summary="Samples of one field in [start, stop), aggregated per window when window_s is given",
+    responses={
+        503: {"description": "The telemetry store (InfluxDB) cannot answer now; the detail says why"},
+    },
 )
 def telemetry_history(
     device_id: str,
@@ -48,13 +53,21 @@ def telemetry_history(
     start = check_time("start", start) or max(EARLIEST, stop - timedelta(days=1))
     if start >= stop:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start must be before stop")
-    rows = services.store.history(
-        device_id=device_id,
-        measurement=measurement,
-        field=field,
-        start=start,
-        stop=stop,
-        window=timedelta(seconds=window_s) if window_s else None,
-        aggregation=aggregation,
-    )
+    try:
+        rows = services.store.history(
+            device_id=device_id,
+            measurement=measurement,
+            field=field,
+            start=start,
+            stop=stop,
+            window=timedelta(seconds=window_s) if window_s else None,
+            aggregation=aggregation,
+        )
+    except TelemetryUnavailableError as exc:
+        retry_after_s = exc.retry_after_s if exc.retry_after_s is not None else RETRY_AFTER_S
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"the telemetry store cannot answer now: {exc.reason}",
+            headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))},
+        ) from None
     return [HistoryPoint(ts=row.ts, value=row.value) for row in rows]

@@ -11,6 +11,7 @@ import pytest
 
 from citywatch.broker.embedded import RunningBroker, start_broker
 from citywatch.broker.mosquitto import MosquittoBroker, mosquitto_binary
+from citywatch.demo.runner import FAST_FORWARD_CLOCK_SKEW_S
 from edge.clock import ScaledClock
 from edge.culvert.agent import CulvertAgent
 from gateway.devices import service as devices_service
@@ -71,6 +72,7 @@ def make_stack(tmp_path: Path, mqtt_url: str) -> Iterator[Stack]:
         DISPATCH_URL=dispatch.url,
         DISPATCH_SECRET=dispatch.secret,
         DISPATCH_RETRY_MAX_S=1.0,
+        CLOCK_SKEW_S=FAST_FORWARD_CLOCK_SKEW_S,  # the agents' clocks run fast-forward
     )
     settings.DATA_DIR.mkdir(parents=True)
     gateway = GatewayApp(settings).start()

@@ -53,3 +53,24 @@ def test_session_numbers_persist_and_increase(tmp_path: Path) -> None:
     assert [outbox.next_session() for _ in range(3)] == [1, 2, 3]
     outbox.close()
     assert Outbox(tmp_path / "o.sqlite3").next_session() == 4
+
+
+def test_numbered_rows_carry_their_sequence_and_leave_by_runs(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3")
+    for _ in range(6):
+        outbox.append("telemetry", lambda seq: f"t{seq}".encode(), droppable=True, awaits_receipt=True)
+    rows = outbox.peek(limit=10)
+    assert [(r.id, r.payload, r.awaits_receipt) for r in rows] == [
+        (i, f"t{i}".encode(), True) for i in range(1, 7)
+    ]
+    assert outbox.delete_runs([(1, 2), (4, 5)]) == 4
+    assert [r.id for r in outbox.peek()] == [3, 6] and outbox.depth == 2 and outbox.oldest_id() == 3
+    outbox.delete_runs([(3, 6)])
+    assert outbox.depth == 0 and outbox.oldest_id() is None
+    outbox.close()
+    # A sequence is never given out twice, even once its row is gone and the file reopened: a receipt
+    # for an old number can never delete a newer message.
+    reopened = Outbox(tmp_path / "o.sqlite3")
+    assert reopened.last_id == 6
+    assert reopened.append("event", b"e", droppable=False) == 7
+    reopened.close()

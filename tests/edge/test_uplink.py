@@ -1,4 +1,8 @@
-"""The uplink through a real Mosquitto: birth/will, ordered delivery, broker restarts, commands."""
+"""The uplink through a real Mosquitto: birth/will, ordered delivery, broker restarts, commands.
+
+No gateway here: the uplinks keep a message until the broker's PUBACK (``receipts=None``, what a device
+that ignores receipts does). Keeping it until the gateway's receipt: tests/edge/test_receipts.py.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from citywatch.protocol.messages import (
 from citywatch.protocol.topics import Channel, Topic
 from edge.outbox import Outbox
 from edge.uplink import Uplink
+from edge.uplink.pump import ReceiptOptions
 from tests.support.mqtt import Collector, first_occurrences
 from tests.support.polling import wait_until
 
@@ -52,7 +57,9 @@ def event(seq: int) -> EventMessage:
     )
 
 
-def make_uplink(broker: MosquittoBroker, tmp_path: Path, **kwargs: object) -> Uplink:
+def make_uplink(
+    broker: MosquittoBroker, tmp_path: Path, *, receipts: ReceiptOptions | None = None, **kwargs: object
+) -> Uplink:
     return Uplink(
         MqttOptions.from_url(broker.url),
         "s1",
@@ -62,6 +69,7 @@ def make_uplink(broker: MosquittoBroker, tmp_path: Path, **kwargs: object) -> Up
         tmp_path / "outbox.sqlite3",
         reconnect_min_s=0.1,
         reconnect_max_s=0.5,
+        receipts=receipts,
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -188,6 +196,7 @@ def test_unreachable_broker_queues_durably_and_retries(tmp_path: Path) -> None:
         tmp_path / "o.sqlite3",
         reconnect_min_s=0.05,
         reconnect_max_s=0.1,
+        receipts=None,
     ).start()
     for i in range(5):
         uplink.send(Channel.TELEMETRY, telemetry(i))
@@ -217,3 +226,44 @@ def test_uplink_works_with_descriptors_above_1023(
         for fd in fillers:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.slow  # waits out a one-second expiry
+def test_a_command_queued_past_its_expiry_is_not_run_and_is_acked_as_expired(
+    mosquitto: MosquittoBroker, collector: Collector, tmp_path: Path
+) -> None:
+    """A persistent session delivers what was queued while the device was away, however late."""
+    run: list[str] = []
+
+    def on_command(command: CommandMessage) -> tuple[bool, str] | None:
+        run.append(command.cmd_id)
+        return True, "reporting"
+
+    cmd_topic = str(Topic("s1", "c1", Channel.CMD))
+    uplink = make_uplink(mosquitto, tmp_path, on_command=on_command).start()
+    try:
+        assert uplink.wait_connected(10)
+        collector.publish(
+            cmd_topic, CommandMessage(cmd_id="hello", ts=datetime.now(UTC), command="ping").to_json()
+        )
+        wait_until(lambda: collector.on(Channel.ACK), what="the ping answered: subscribed")
+    finally:
+        uplink.stop()  # away; the broker keeps its session and queues its commands
+    sent = datetime.now(UTC)
+    for cmd_id, expires_in_s in (("late-1", 1.0), ("fresh-1", 600.0)):
+        command = CommandMessage(
+            cmd_id=cmd_id, ts=sent, command="report_now", expires=sent + timedelta(seconds=expires_in_s)
+        )
+        collector.publish(cmd_topic, command.to_json())
+    wait_until(lambda: datetime.now(UTC) > sent + timedelta(seconds=1.1), what="the first command expired")
+
+    uplink = make_uplink(mosquitto, tmp_path, on_command=on_command).start()  # the same client id
+    try:
+        wait_until(lambda: len(collector.on(Channel.ACK)) >= 3, what="both queued commands answered")
+    finally:
+        uplink.stop()
+    assert run == ["fresh-1"], "the expired command was run"
+    by_id = {ack.json()["cmd_id"]: ack.json() for ack in collector.on(Channel.ACK)}
+    assert by_id["late-1"]["ok"] is False and by_id["late-1"]["reason"] == "expired"
+    assert "expired" in by_id["late-1"]["message"]
+    assert by_id["fresh-1"]["ok"] is True and "reason" not in by_id["fresh-1"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +66,9 @@ def running_with_devices(app: GatewayApp) -> Iterator[GatewayApp]:
         yield app
     finally:
         app.stop()
+
+
+running = contextlib.contextmanager(running_with_devices)  # the same, as a ``with`` block
 
 
 @pytest.fixture

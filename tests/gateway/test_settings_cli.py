@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -100,3 +101,36 @@ def test_gateway_command_carries_token_and_routing_subcommands(
     assert "ops" in capsys.readouterr().out
     example = ROUTING_EXAMPLE
     assert main(["gateway", "routing", "check", str(example)]) == 0
+
+
+@pytest.mark.parametrize("argv", [["gateway", "--help"], ["gateway", "run", "-h"]])
+def test_help_lists_every_setting_with_its_default(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    for name in Settings.model_fields:
+        assert f"CITYWATCH_{name} (default: " in text, name
+    assert "CITYWATCH_DEVICE_OFFLINE_AFTER_S (default: 600.0)" in text
+    assert "CITYWATCH_CLOCK_SKEW_S (default: 300.0)" in text
+
+
+def test_the_docs_name_only_settings_that_exist() -> None:
+    """A setting renamed or removed leaves no stale name in README, gateway/README.md or docs/."""
+    from tests.support.paths import PROJECT_ROOT
+
+    docs = [
+        PROJECT_ROOT / "README.md",
+        PROJECT_ROOT / "gateway" / "README.md",
+        *(PROJECT_ROOT / "docs").glob("*.md"),
+    ]
+    for doc in docs:
+        for name in re.findall(r"CITYWATCH_([A-Z0-9_]+)", doc.read_text()):
+            if name.startswith("TEST_"):  # the test suite's own variables
+                continue
+            known = name in Settings.model_fields or (
+                name.endswith("_") and any(field.startswith(name) for field in Settings.model_fields)
+            )
+            assert known, f"{doc.relative_to(PROJECT_ROOT)} names CITYWATCH_{name}, which is no setting"

@@ -53,7 +53,7 @@ class DedupDecision:
     count: int = 1
     last_seen: datetime | None = None
     severity: Severity | None = None
-    severity_raised: bool = False  # worth a push (CAP Update) to the department
+    severity_raised: bool = False  # the repeat raised the event's severity
 
 
 def decide(

@@ -54,7 +54,7 @@ def plan_raised_condition(
             route=None,
             requests=(),
             triage_deadline=None,
-            push=CapChange.UPDATED if decision.severity_raised else None,
+            push=CapChange.UPDATED,  # a repeat is a revision like any other: the department hears of it
         )
     if decision.action is DedupAction.SUPPRESS:
         note = "the condition came back within the suppression window of an event cancelled as a false alarm"

@@ -1,15 +1,21 @@
-"""CAP 1.2 for readers: ``GET /cap/feed`` (Atom of the latest alerts) and ``GET /events/{id}/cap``."""
+"""CAP 1.2 for readers: ``GET /cap/feed`` (Atom of the latest alerts), ``GET /cap/alerts/{identifier}``
+(one stored message, the feed's links) and ``GET /events/{id}/cap`` (an event's latest message).
+
+Links and ids are built from CITYWATCH_PUBLIC_URL, never from the request: behind a proxy the gateway
+does not know the address receivers use, and an Atom id must not change with it.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from sqlalchemy import select
 
-from gateway.api.deps import SessionDep
+from gateway.api.deps import ServicesDep, SessionDep
 from gateway.auth.deps import AnyCaller
 from gateway.cap import CAP_MEDIA_TYPE, CapMessage, render_feed
+from gateway.cap.models import CAP_TOKEN_PATTERN
 from gateway.db import utcnow
 from gateway.events.models import EventCapMessage
 
@@ -30,23 +36,38 @@ def _message(row: EventCapMessage) -> CapMessage:
 
 @router.get(
     "/cap/feed",
-    summary="Atom feed of the latest CAP 1.2 alerts",
+    summary="Atom feed of the latest CAP 1.2 alerts, each linked to its document",
     response_class=Response,
     responses={200: {"content": {ATOM_MEDIA_TYPE: {}}}},
 )
 def cap_feed(
-    request: Request,
     _caller: AnyCaller,
     session: SessionDep,
+    services: ServicesDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Response:
     rows = session.scalars(select(EventCapMessage).order_by(EventCapMessage.id.desc()).limit(limit))
     body = render_feed(
-        [_message(row) for row in rows],
-        feed_url=str(request.url.remove_query_params("limit")),
-        updated=utcnow(),
+        [_message(row) for row in rows], base_url=services.settings.public_url, updated=utcnow()
     )
     return Response(body, media_type=ATOM_MEDIA_TYPE)
+
+
+@router.get(
+    "/cap/alerts/{identifier}",
+    summary="One CAP 1.2 message, by its <identifier>",
+    response_class=Response,
+    responses={200: {"content": {CAP_MEDIA_TYPE: {}}}, 404: {"description": "No such message"}},
+)
+def cap_alert(
+    identifier: Annotated[str, Path(min_length=1, max_length=128, pattern=CAP_TOKEN_PATTERN)],
+    _caller: AnyCaller,
+    session: SessionDep,
+) -> Response:
+    row = session.scalars(select(EventCapMessage).where(EventCapMessage.identifier == identifier)).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no CAP message has this identifier")
+    return Response(row.xml, media_type=CAP_MEDIA_TYPE)
 
 
 @router.get(

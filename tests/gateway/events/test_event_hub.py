@@ -9,12 +9,10 @@ tested without waiting.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from tests.gateway.helpers import BASE_TS, Publisher, topic, water_event
 from tests.gateway.test_postgres import postgres_url  # noqa: F401 (the fixture, for the PostgreSQL runs)
 from tests.gateway.tokens import api_client
 from tests.support.polling import wait_until
+from tests.support.webhooks import RecordingReceiver
 
 capparselib = pytest.importorskip("capparselib", reason="capparselib is installed by `make install`")
 from capparselib.parsers import CAPParser  # noqa: E402
@@ -63,48 +62,6 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
-
-
-@dataclass(frozen=True)
-class Received:
-    headers: dict[str, str]
-    body: str
-
-
-class RecordingReceiver:
-    """A department's webhook receiver: answers 204 and keeps every request as it came."""
-
-    def __init__(self) -> None:
-        self.requests: list[Received] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0"))).decode()
-                with receiver._lock:
-                    receiver.requests.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
-
-    def received(self) -> list[Received]:
-        with self._lock:
-            return list(self.requests)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @dataclass

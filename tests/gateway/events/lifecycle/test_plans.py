@@ -70,11 +70,9 @@ def test_unmatched_condition_waits_in_triage(table: RoutingTable) -> None:
     assert plan.triage_deadline == NOW + timedelta(minutes=15)
 
 
-@pytest.mark.parametrize(
-    ("severity", "push"), [(Severity.CRITICAL, CapChange.UPDATED), (Severity.NOTICE, None)]
-)
-def test_repeat_merges_and_pushes_only_a_raised_severity(
-    table: RoutingTable, severity: Severity, push: CapChange | None
+@pytest.mark.parametrize("severity", [Severity.CRITICAL, Severity.NOTICE])
+def test_repeat_merges_and_is_pushed_as_an_update_whatever_its_severity(
+    table: RoutingTable, severity: Severity
 ) -> None:
     plan = plan_raised_condition(
         condition=_raised(severity),
@@ -85,7 +83,8 @@ def test_repeat_merges_and_pushes_only_a_raised_severity(
         now=NOW,
     )
     assert plan.decision.action is DedupAction.MERGE and plan.decision.event_id == "17"
-    assert plan.requests == () and plan.push is push
+    assert plan.requests == () and plan.push is CapChange.UPDATED
+    assert plan.decision.severity_raised is (severity is Severity.CRITICAL)
 
 
 def test_flapping_after_closure_reraises_to_the_same_department(table: RoutingTable) -> None:
