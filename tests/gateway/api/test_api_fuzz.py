@@ -14,6 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
+from citywatch.broker.mosquitto import MosquittoBroker
 from gateway.api.app import create_app
 from gateway.auth.roles import Role
 from gateway.db import migrate
@@ -28,16 +29,20 @@ ApiUnderTest = tuple[schemathesis.BaseSchema, dict[str, str]]
 
 
 @pytest.fixture
-def api_schema(tmp_path: Path) -> Iterator[ApiUnderTest]:
-    # The API alone, on its own database: MQTT is never started (health reports it as not connected).
-    gateway = GatewayApp(Settings(DATA_DIR=tmp_path, HTTP_PORT=0, MQTT_URL="mqtt://127.0.0.1:9"))
+def api_schema(tmp_path: Path, mosquitto: MosquittoBroker) -> Iterator[ApiUnderTest]:
+    # The API on its own database, with the ingest connected to a real broker (so cmd/config can be
+    # published) but no HTTP server: schemathesis calls the app in-process.
+    gateway = GatewayApp(Settings(DATA_DIR=tmp_path, HTTP_PORT=0, MQTT_URL=mosquitto.url))
     migrate(gateway.engine)
+    gateway.ingest.start()
+    assert gateway.ingest.wait_connected(10), "the gateway's ingest did not connect to the test broker"
     with gateway.session_factory() as session, session.begin():
         devices_service.provision(
             session=session, device_id="culvert-1", site="riverside", device_type="culvert"
         )
     admin = bearer(issue_token(gateway, Role.ADMIN, name="schemathesis"))
     yield schemathesis.openapi.from_asgi("/openapi.json", create_app(gateway.services)), admin
+    gateway.ingest.stop()
     gateway.store.close()
     gateway.engine.dispose()
 
