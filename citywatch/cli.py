@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "gateway.cli",
     "simulators.cli",
     "citywatch.broker.cli",
+    "citywatch.protocol.cli",
     "citywatch.demo.cli",
     "citywatch.bench.cli",
     "citywatch.evaluation.cli",

@@ -35,6 +35,7 @@ from gateway.events.escalation import EscalationLoop
 from gateway.events.policy import EVENT_POLICY_KEY, EventPolicy, default_routing
 from gateway.ingest.broker_session import BrokerSessionWatch, ingested_before
 from gateway.ingest.consumer import IngestOptions, MqttIngest
+from gateway.ingest.feedback import FeedbackLimiter, RefusalFeedback
 from gateway.ingest.processor import BatchProcessor
 from gateway.ingest.receipts import ReceiptDesk
 from gateway.ingest.refusals import RefusalRecorder
@@ -82,11 +83,22 @@ class GatewayApp:
         device_clock = ClockBounds(
             max_ahead=timedelta(seconds=self.settings.CLOCK_SKEW_S), now=self.event_policy.clock
         )
+        self.refusal_feedback = (
+            RefusalFeedback(
+                FeedbackLimiter(
+                    interval_s=self.settings.REFUSAL_FEEDBACK_INTERVAL_S,
+                    max_per_s=self.settings.REFUSAL_FEEDBACK_MAX_PER_S,
+                )
+            )
+            if self.settings.REFUSAL_FEEDBACK_INTERVAL_S > 0
+            else None
+        )
         self.refusals = RefusalRecorder(
             stats=self.stats,
             log=RateLimitedLog(logging.getLogger("gateway.ingest")),
             clock=device_clock,
             now=self.event_policy.clock,
+            feedback=self.refusal_feedback,
         )
         processor = BatchProcessor(
             session_factory=self.session_factory,
@@ -113,6 +125,9 @@ class GatewayApp:
                 degraded_for=timedelta(seconds=self.settings.BROKER_SESSION_LOST_DEGRADED_S),
             ),
         )
+        if self.refusal_feedback is not None:  # on the ingest's session: dropped while it is not connected
+            ingest = self.ingest
+            self.refusal_feedback.attach(lambda topic, payload: ingest.publish(topic, payload, retain=False))
         self.presence = PresenceMonitor(
             session_factory=self.session_factory,
             read_session_factory=self.read_session_factory,
@@ -210,6 +225,7 @@ class GatewayApp:
             "storing_for_s": round(self.ingest.storing_for_s, 3),
             "session": self.ingest.session_watch.status(),
             "receipts_sent": self.ingest.receipts.sent,
+            "refusal_feedback": self.refusal_feedback.status() if self.refusal_feedback else None,
             **self.stats.snapshot(),
         }
 

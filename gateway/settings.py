@@ -119,6 +119,22 @@ class Settings(BaseSettings):
         "device stored since the last one (docs/protocol.md, Delivery receipts). Keep it well under the "
         "devices' resend_after_s.",
     )
+    REFUSAL_FEEDBACK_INTERVAL_S: float = Field(
+        default=10.0,
+        ge=0,
+        le=3600,
+        title="Refusal feedback interval, seconds",
+        description="At most one refusal message per device this often, on its own refusal topic, saying "
+        "what was refused and why and how many refusals since the last one were not reported "
+        "(docs/protocol.md, Refusal feedback). 0: no refusal messages.",
+    )
+    REFUSAL_FEEDBACK_MAX_PER_S: float = Field(
+        default=50.0,
+        gt=0,
+        title="Refusal messages per second, all devices",
+        description="Bound on refusal messages in total, so that refused input from many (or invented) "
+        "device ids cannot make the gateway flood the broker; beyond it devices hear later.",
+    )
     BROKER_SESSION_LOST_DEGRADED_S: float = Field(
         default=600.0,
         ge=0,

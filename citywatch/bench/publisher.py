@@ -53,6 +53,7 @@ def payloads(count: int, devices: int, *, run: int, numbered: bool = False) -> l
 
 MAX_UNACKED = 1000  # the broker's max_inflight_messages in the project config
 CHUNK = 100  # packets written per send() call
+ACK_WAIT_S = 30.0  # longest wait for a PUBACK before the run fails
 
 
 def _varint(length: int) -> bytes:
@@ -101,11 +102,19 @@ def publish(url: str, messages: list[tuple[str, bytes]], *, rate: float | None =
 
     def read_acks(block: bool) -> None:
         nonlocal acked, pending
-        sock.setblocking(block)
+        # Blocking reads wait a bounded time: a broker that stops acknowledging must fail the
+        # benchmark with a reason, not hang it.
+        sock.settimeout(ACK_WAIT_S if block else 0.0)
         try:
             data = sock.recv(65536)
         except BlockingIOError:
             return
+        except TimeoutError:
+            if not block:
+                return
+            raise TimeoutError(
+                f"no PUBACK from the broker for {ACK_WAIT_S:.0f} s ({acked} of {sent} acknowledged)"
+            ) from None
         if not data:
             raise ConnectionError("broker closed the connection")
         pending += data
@@ -121,12 +130,11 @@ def publish(url: str, messages: list[tuple[str, bytes]], *, rate: float | None =
         while sent - acked + CHUNK > MAX_UNACKED:
             read_acks(block=True)
         chunk = packets[sent : sent + CHUNK]
-        sock.setblocking(True)
+        sock.settimeout(ACK_WAIT_S)
         sock.sendall(b"".join(chunk))
         sent += len(chunk)
         read_acks(block=False)
     last = time.time()
-    sock.settimeout(5)
 
     def all_acked() -> bool:
         if acked < sent:

@@ -5,25 +5,34 @@ A directory holds either ``images/`` and ``annotations/`` side by side (the layo
 matched greedily, best score first, to the unmatched ground-truth box of its class with the highest
 IoU; at IoU >= 0.5 it is a true positive, otherwise a false positive. Boxes marked ``difficult``
 neither count as misses nor make a matching detection a false positive. Per class the result gives
-precision and recall at the score threshold (the runtime's default) and the all-point interpolated
-average precision at IoU 0.5 (VOC 2010+), which does not depend on any threshold.
+precision and recall at the runtime's score threshold (per class where the detector config sets one)
+and the all-point interpolated average precision at IoU 0.5 (VOC 2010+), which does not depend on any
+threshold. The detector is the runtime's own (label map, input size, layout, decoding), so any model
+the runtime can run is scored by the same command; empty-car crops of the same photos give false
+positives per empty frame (citywatch.evaluation.empty).
 """
 
 from __future__ import annotations
 
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from citywatch.evaluation.empty import EmptyFrameTally, EmptyRegionRule, empty_regions
+from edge.vision.detector import DetectorOptions
 from edge.vision.types import DEFAULT_SCORE_THRESHOLD
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 DEFAULT_CLASSES = ("ebike", "person")
+# E-bike precision, recall and false positives per empty frame are also given at these thresholds,
+# to choose a runtime threshold for a model (e.g. a COCO model through a label map).
+SWEEP_THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+RANKING_FLOOR = 0.05
 # Other spellings of our class names found in public annotation sets.
 LABEL_ALIASES = {
     "e-bike": "ebike",
@@ -176,12 +185,16 @@ class ImageScorer:
                 tally.scores.append(det.score)
                 tally.hits.append(best >= 0)
 
-    def summary(self, score_threshold: float = DEFAULT_SCORE_THRESHOLD) -> dict[str, dict[str, Any]]:
+    def summary(
+        self,
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        class_thresholds: Mapping[str, float] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Per-class figures; precision and recall at ``class_thresholds[name]``, else ``score_threshold``."""
         out: dict[str, dict[str, Any]] = {}
         for name, tally in self._tally.items():
-            kept = [
-                hit for score, hit in zip(tally.scores, tally.hits, strict=True) if score >= score_threshold
-            ]
+            threshold = (class_thresholds or {}).get(name, score_threshold)
+            kept = [hit for score, hit in zip(tally.scores, tally.hits, strict=True) if score >= threshold]
             tp = sum(kept)
             fp = len(kept) - tp
             fn = tally.truths - tp
@@ -198,57 +211,118 @@ class ImageScorer:
         return out
 
 
+def parse_label_map(text: str) -> dict[str, str]:
+    """``"motorcycle=ebike,bicycle=ebike"`` -> ``{"motorcycle": "ebike", "bicycle": "ebike"}``."""
+    mapping: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        source, sep, target = (side.strip() for side in item.partition("="))
+        if not sep or not source or not target:
+            raise ValueError(
+                f"label map entry {item!r} must look like model_label=our_label, e.g. motorcycle=ebike"
+            )
+        if source in mapping and mapping[source] != target:
+            raise ValueError(f"label map names {source!r} twice: {mapping[source]!r} and {target!r}")
+        mapping[source] = target
+    if not mapping:
+        raise ValueError("label map is empty: give model_label=our_label pairs separated by commas")
+    return mapping
+
+
 def evaluate_images(
     images_dir_or_root: str | Path,
-    model_path: str | Path,
+    model: str | Path | DetectorOptions,
     *,
     classes: Sequence[str] = DEFAULT_CLASSES,
-    score_threshold: float = DEFAULT_SCORE_THRESHOLD,
     iou_threshold: float = 0.5,
-    threads: int = 1,
+    empty_rule: EmptyRegionRule | None = EmptyRegionRule(),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Score the ONNX detector at ``model_path`` on every annotated image of a directory.
+    """Score an ONNX detector on every annotated image of a directory, as the runtime would run it.
 
-    Returns ``{"images", "model", "score_threshold", "iou_threshold", "classes": {name: {truths, tp,
-    fp, fn, precision, recall, ap50}}, "ebike_precision", "ebike_recall", "ebike_ap50", "ms_per_image"}``.
+    ``model`` is a path (the runtime's defaults) or the runtime's full ``DetectorOptions`` (label map,
+    layout, input size, thresholds): the detector decodes as in service, and precision/recall are
+    taken at its score threshold (per class where ``class_thresholds`` sets one). AP uses every
+    detection down to 0.05. With ``empty_rule``, empty-car crops of each photo (see
+    :mod:`citywatch.evaluation.empty`) count e-bikes and bicycles reported where nothing is.
+
+    Returns ``{"images", "model", "label_map", "input_size", "score_threshold", "classes": {name:
+    {truths, tp, fp, fn, precision, recall, ap50}}, "ebike_precision", "ebike_recall", "ebike_ap50",
+    "empty_frames", "ebike_fp_per_empty_frame", "ms_per_image", "ms_per_inference_median", ...}``; a model without an ``ebike``
+    class (after the label map) raises ValueError saying which labels it has.
     """
     import cv2
 
-    from edge.vision.detector import Detector, DetectorOptions
+    from edge.vision.detector import Detector
 
+    options = model if isinstance(model, DetectorOptions) else DetectorOptions(model_path=Path(model))
     pairs = find_voc_pairs(Path(images_dir_or_root))
-    # A low threshold keeps the ranked list AP needs; precision/recall use ``score_threshold``.
-    detector = Detector.load(
-        DetectorOptions(
-            model_path=Path(model_path), score_threshold=min(0.05, score_threshold), threads=threads
+    # One pass down to the ranking floor for AP; the runtime thresholds apply afterwards, per class
+    # (greedy NMS keeps the same boxes above a threshold whether or not lower ones took part).
+    floor = min(RANKING_FLOOR, options.score_threshold, *options.class_thresholds.values())
+    ranking = Detector.load(replace(options, score_threshold=floor, class_thresholds={}))
+    if "ebike" in classes and "ebike" not in ranking.labels:
+        raise ValueError(
+            f"{options.model_path} has no 'ebike' class (its labels: {_short(ranking.labels)}): "
+            "map the model's own classes with --label-map, e.g. motorcycle=ebike,bicycle=ebike"
         )
-    )
-    missing = [name for name in classes if name not in detector.labels]
-    if missing:
-        raise ValueError(f"{model_path} has no class {missing} (its labels: {list(detector.labels)})")
-    scorer = ImageScorer(classes, iou_threshold)
-    started = time.perf_counter()
+    scored = tuple(name for name in classes if name in ranking.labels)
+    thresholds = {name: options.class_thresholds.get(name, options.score_threshold) for name in scored}
+    scorer = ImageScorer(scored, iou_threshold)
+    empty = EmptyFrameTally()
+    inference_ms: list[float] = []
+    detect_ms: list[float] = []
     for index, (image_path, xml_path) in enumerate(pairs, start=1):
         image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
         if image is None:
             raise ValueError(f"{image_path}: OpenCV cannot read this image")
-        detections = [ScoredBox(d.label, d.score, d.x1, d.y1, d.x2, d.y2) for d in detector.detect(image)]
-        scorer.add(detections, read_voc(xml_path))
+        truths = read_voc(xml_path)
+        started = time.perf_counter()
+        found = ranking.detect(image)
+        detect_ms.append((time.perf_counter() - started) * 1000.0)
+        inference_ms.append(ranking.last_inference_ms)
+        scorer.add([ScoredBox(d.label, d.score, d.x1, d.y1, d.x2, d.y2) for d in found], truths)
+        if empty_rule is not None:
+            height, width = image.shape[:2]
+            boxes = [(t.x1, t.y1, t.x2, t.y2) for t in truths]
+            for region in empty_regions(boxes, width, height, empty_rule):
+                empty.add((d.label, d.score) for d in ranking.detect(image, roi=region))
         if progress is not None and (index % 10 == 0 or index == len(pairs)):
-            progress(f"scored {index}/{len(pairs)} images")
-    elapsed = time.perf_counter() - started
-    per_class = scorer.summary(score_threshold)
+            progress(f"scored {index}/{len(pairs)} images, {len(empty.found)} empty-car crops")
+    per_class = scorer.summary(options.score_threshold, thresholds)
     ebike = per_class.get("ebike", {})
+    empty_summary = empty.summary(options.score_threshold, options.class_thresholds) if empty_rule else None
+    sweep = {}
+    if "ebike" in scored:
+        for threshold in SWEEP_THRESHOLDS:
+            row = scorer.summary(threshold)["ebike"]
+            sweep[str(threshold)] = {
+                "precision": row["precision"],
+                "recall": row["recall"],
+                "fp_per_empty_frame": empty.per_frame("ebike", threshold) if empty_rule else None,
+            }
     return {
         "images": len(pairs),
         "source": str(images_dir_or_root),
-        "model": str(model_path),
-        "score_threshold": score_threshold,
+        "model": str(options.model_path),
+        "label_map": dict(options.label_map),
+        "input_size": ranking.input_size,
+        "layout": ranking.layout,
+        "score_threshold": options.score_threshold,
+        "class_thresholds": thresholds,
         "iou_threshold": iou_threshold,
         "classes": per_class,
+        "missing_classes": [name for name in classes if name not in scored],
         "ebike_precision": ebike.get("precision"),
         "ebike_recall": ebike.get("recall"),
         "ebike_ap50": ebike.get("ap50"),
-        "ms_per_image": round(1000 * elapsed / len(pairs), 2),
+        "ebike_by_threshold": sweep,
+        "empty_frames": empty_summary,
+        "ebike_fp_per_empty_frame": None if empty_summary is None else empty_summary["fp_per_frame"]["ebike"],
+        "ms_per_image": round(float(np.mean(detect_ms)), 2),
+        "ms_per_inference_median": round(float(np.median(inference_ms)), 2),
     }
+
+
+def _short(labels: Sequence[str], shown: int = 12) -> str:
+    head = ", ".join(labels[:shown])
+    return f"{head}, … ({len(labels)} in all)" if len(labels) > shown else head

@@ -11,7 +11,6 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -30,6 +29,7 @@ from citywatch.protocol.topics import ID_PATTERN, Channel
 PROTOCOL_VERSION = 1
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 CMD_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+EVENT_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 
 # The one spelling the page allows; pydantic alone would also take epoch numbers, "1780315200",
 # "2026-06-01 12:00Z" or a lower-case "t".
@@ -120,7 +120,7 @@ class StateMessage(_Message):
     device_id: DeviceId
     ts: Timestamp
     status: Literal["online", "offline"] = Field(title="Presence")
-    session: int = Field(
+    session: StrictInt = Field(
         ge=1,
         title="Session number",
         description="Incremented by the device on every connection; birth and will of one connection share it.",
@@ -187,6 +187,8 @@ class _Details(BaseModel):
 
 
 class WaterLevelDetails(_Details):
+    """``details`` of a ``water_level`` event."""
+
     level_cm: float = Field(title="Current level", description="Water depth over the road, centimetres.")
     peak_cm: float = Field(
         title="Peak level", description="Highest filtered level since the event began, cm."
@@ -195,38 +197,65 @@ class WaterLevelDetails(_Details):
 
 
 class WaterRisingFastDetails(_Details):
-    level_cm: float
+    """``details`` of a ``water_rising_fast`` event."""
+
+    level_cm: float = Field(title="Current level", description="Water depth over the road, centimetres.")
     rate_cm_per_min: float = Field(title="Rate of rise", description="Centimetres per minute.")
 
 
 class SensorFaultDetails(_Details):
+    """``details`` of a ``sensor_fault`` event."""
+
     fault: Literal["stuck", "out_of_range", "no_reading", "implausible"] = Field(title="Fault kind")
-    message: str = Field(max_length=500)
-    reading_mm: float | None = Field(default=None, description="Last raw reading, millimetres.")
+    message: str = Field(
+        max_length=500,
+        title="Message",
+        description="For people: what is wrong (or, at the end, that it recovered).",
+    )
+    reading_mm: float | None = Field(
+        default=None, title="Reading", description="Last raw reading, millimetres."
+    )
 
 
 class EbikeDetails(_Details):
-    track_id: int | None = None
+    """``details`` of an ``ebike_in_elevator`` event."""
+
+    track_id: int | None = Field(default=None, title="Track", description="The tracker's id of the e-bike.")
     frames_seen: int = Field(
-        default=0, ge=0, description="Frames with the e-bike in the confirmation window."
+        default=0, ge=0, title="Frames seen", description="Frames with the e-bike in the confirmation window."
     )
-    door_held: bool = False
-    floor: int | None = None
+    door_held: bool = Field(
+        default=False, title="Door held", description="The device is holding the door open."
+    )
+    floor: int | None = Field(default=None, title="Floor", description="Where the car is, when known.")
 
 
 class ObjectThrownDetails(_Details):
-    fall_height_m: float | None = None
-    floor_estimate: int | None = None
+    """``details`` of an ``object_thrown`` event."""
+
+    fall_height_m: float | None = Field(default=None, title="Fall height", description="Metres.")
+    floor_estimate: int | None = Field(default=None, title="Floor estimate", description="Floor thrown from.")
 
 
 class IllegalParkingDetails(_Details):
-    zone: str | None = Field(default=None, max_length=64)
-    dwell_s: float | None = None
+    """``details`` of an ``illegal_parking`` event."""
+
+    zone: str | None = Field(
+        default=None, max_length=64, title="Zone", description="The no-parking zone's name."
+    )
+    dwell_s: float | None = Field(default=None, title="Dwell", description="Seconds parked so far.")
 
 
 class DeviceOfflineDetails(_Details):
-    last_seen: AwareDatetime | None = None
-    reason: Literal["will", "timeout"] = "timeout"
+    """What the gateway puts in the ``device_offline`` events it raises (devices never send them)."""
+
+    last_seen: str = Field(
+        title="Last seen", description="Gateway time of the device's last message, ISO 8601."
+    )
+    offline_after_s: float = Field(gt=0, title="Offline after", description="The silence that raised it, s.")
+    by_will: bool = Field(
+        title="By will", description="True when the device's will (not only silence) said so."
+    )
 
 
 DETAILS_BY_TYPE: dict[EventType, type[_Details]] = {
@@ -245,20 +274,25 @@ class EventMessage(_Message):
 
     v: Version = 1
     device_id: DeviceId
-    event_id: str = Field(
-        pattern=r"^[A-Za-z0-9_-]{8,64}$", title="Event id", description="Assigned on the device."
-    )
-    seq: int = Field(
+    event_id: str = Field(pattern=EVENT_ID_PATTERN, title="Event id", description="Assigned on the device.")
+    seq: StrictInt = Field(
         ge=0, title="Revision", description="0 for phase new, +1 for every later message of the event."
     )
-    phase: EventPhase
-    type: EventType
-    severity: Severity
-    confidence: float = Field(ge=0.0, le=1.0)
+    phase: EventPhase = Field(title="Phase", description="new (seq 0), update, end.")
+    type: EventType = Field(title="Event type", description="Decides the schema of details.")
+    severity: Severity = Field(title="Severity")
+    confidence: StrictFloat = Field(ge=0.0, le=1.0, title="Confidence", description="The device's, 0 to 1.")
     ts: Timestamp
     started_at: Timestamp = Field(title="Condition start", description="Device time the condition began.")
-    details: dict[str, Any] = Field(default_factory=dict, description="Type-specific; see docs/protocol.md.")
-    snapshot_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    details: dict[str, Any] = Field(
+        default_factory=dict, title="Details", description="Type-specific; see docs/protocol.md."
+    )
+    snapshot_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{8,64}$",
+        title="Snapshot id",
+        description="Optional: the snapshot message carrying this event's evidence image.",
+    )
     outbox_seq: OutboxSeq = None
 
     @model_validator(mode="after")
@@ -279,23 +313,38 @@ class SnapshotMessage(_Message):
 
     v: Version = 1
     device_id: DeviceId
-    snapshot_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
-    event_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    snapshot_id: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{8,64}$", title="Snapshot id", description="Named by the event's snapshot_id."
+    )
+    event_id: str = Field(
+        pattern=r"^[A-Za-z0-9_-]{8,64}$", title="Event id", description="The event it shows."
+    )
     ts: Timestamp
-    content_type: Literal["image/jpeg"] = "image/jpeg"
-    width: int = Field(gt=0, le=8192)
-    height: int = Field(gt=0, le=8192)
-    data_b64: str = Field(max_length=200_000)
+    content_type: Literal["image/jpeg"] = Field(default="image/jpeg", title="Content type")
+    width: StrictInt = Field(gt=0, le=8192, title="Width", description="Pixels.")
+    height: StrictInt = Field(gt=0, le=8192, title="Height", description="Pixels.")
+    data_b64: str = Field(
+        max_length=200_000,
+        title="Image",
+        description="The JPEG, base64 (standard alphabet, padded); the gateway refuses what is not base64.",
+        json_schema_extra={"contentEncoding": "base64", "contentMediaType": "image/jpeg"},
+    )
     outbox_seq: OutboxSeq = None
 
 
 class AckMessage(_Message):
+    """Device -> gateway: the answer to a ``cmd`` or a ``config``."""
+
     v: Version = 1
     device_id: DeviceId
-    cmd_id: str = Field(pattern=CMD_ID_PATTERN)
+    cmd_id: str = Field(
+        pattern=CMD_ID_PATTERN, title="Command id", description="Of the cmd or config answered."
+    )
     ts: Timestamp
-    ok: bool
-    message: str = Field(default="", max_length=1000)
+    ok: StrictBool = Field(title="Done", description="Done (a command) or accepted (a configuration).")
+    message: str = Field(
+        default="", max_length=1000, title="Message", description="For people: the result, or every mistake."
+    )
     reason: str | None = Field(
         default=None,
         pattern=NAME_PATTERN,
@@ -308,10 +357,15 @@ class CommandMessage(_Message):
     """Gateway -> device. Unknown commands are answered with ``ok: false``; expired ones are not run."""
 
     v: Version = 1
-    cmd_id: str = Field(pattern=CMD_ID_PATTERN)
-    ts: Timestamp
-    command: str = Field(pattern=NAME_PATTERN, examples=["ping", "report_now", "release_door"])
-    args: dict[str, Any] = Field(default_factory=dict)
+    cmd_id: str = Field(pattern=CMD_ID_PATTERN, title="Command id", description="Echoed in the ack.")
+    ts: Timestamp = Field(title="Sender time", description="When it was sent (the sender's clock).")
+    command: str = Field(
+        pattern=NAME_PATTERN,
+        examples=["ping", "report_now", "release_door"],
+        title="Command",
+        description="Unknown commands are answered ok false, reason unknown_command.",
+    )
+    args: dict[str, Any] = Field(default_factory=dict, title="Arguments")
     expires: Timestamp | None = Field(
         default=None,
         title="Expires",
@@ -327,10 +381,13 @@ class ConfigMessage(_Message):
     """Gateway -> device, retained: the desired device configuration (same schema as the YAML file)."""
 
     v: Version = 1
-    cmd_id: str = Field(pattern=CMD_ID_PATTERN)
-    ts: Timestamp
-    config_version: str = Field(max_length=64)
-    config: dict[str, Any]
+    cmd_id: str = Field(pattern=CMD_ID_PATTERN, title="Command id", description="Echoed in the ack.")
+    ts: Timestamp = Field(title="Sender time", description="When it was sent (the sender's clock).")
+    config_version: str = Field(max_length=64, title="Config version")
+    config: dict[str, Any] = Field(
+        title="Configuration",
+        description="The whole device configuration, as its YAML file (firmware_configs/schema/): not a patch.",
+    )
 
 
 ReceiptRun = Annotated[
@@ -359,6 +416,60 @@ class ReceiptMessage(_Message):
         return self
 
 
+class RefusalMessage(_Message):
+    """Gateway -> device: a message of this device was refused, and why (see docs/protocol.md).
+
+    Rate-limited per device: ``suppressed`` counts the refusals not reported since the previous one.
+    """
+
+    v: Version = 1
+    ts: Timestamp = Field(title="Gateway time", description="When the gateway refused the message.")
+    reason: str = Field(
+        pattern=NAME_PATTERN,
+        title="Reason",
+        description="Why, as counted in /health: bad_topic, oversized, malformed_json, wrong_version, "
+        "invalid, clock, topic_mismatch, unknown_device, wrong_site, unknown_event, ...",
+        examples=["invalid"],
+    )
+    detail: str = Field(
+        max_length=300,
+        title="Detail",
+        description="What broke the contract: fields and rules, never the values sent.",
+    )
+    topic: str = Field(
+        min_length=1,
+        max_length=200,
+        title="Refused topic",
+        description="The topic the refused message was published on (shortened, non-printable characters "
+        "escaped).",
+    )
+    channel: Channel | None = Field(
+        default=None,
+        title="Refused channel",
+        description="Optional: the channel of the refused topic, when it names one.",
+    )
+    outbox_seq: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=2**53 - 1,
+        title="Refused outbox sequence",
+        description="Optional: the refused message's outbox_seq, when it could be read.",
+    )
+    event_id: str | None = Field(
+        default=None,
+        pattern=EVENT_ID_PATTERN,
+        title="Refused event id",
+        description="Optional: the refused message's event_id, when it could be read.",
+    )
+    suppressed: StrictInt = Field(
+        default=0,
+        ge=0,
+        title="Not reported",
+        description="How many more refusals of this device the gateway did not report since its previous "
+        "refusal message (rate-limited); they are counted in /health and listed in GET /devices/{id}.",
+    )
+
+
 MESSAGE_BY_CHANNEL: dict[Channel, type[_Message]] = {
     Channel.STATE: StateMessage,
     Channel.TELEMETRY: TelemetryMessage,
@@ -368,6 +479,7 @@ MESSAGE_BY_CHANNEL: dict[Channel, type[_Message]] = {
     Channel.CMD: CommandMessage,
     Channel.CONFIG: ConfigMessage,
     Channel.RECEIPT: ReceiptMessage,
+    Channel.REFUSAL: RefusalMessage,
 }
 
 QOS_BY_CHANNEL: dict[Channel, int] = {channel: 1 for channel in Channel}

@@ -24,12 +24,14 @@ class Channel(StrEnum):
     CMD = "cmd"  # gateway -> device
     CONFIG = "config"  # gateway -> device, retained: desired configuration
     RECEIPT = "receipt"  # gateway -> device: which numbered messages are stored (end-to-end delivery)
+    REFUSAL = "refusal"  # gateway -> device: what the gateway refused of this device's input, and why
 
 
 DEVICE_TO_GATEWAY = frozenset(
     {Channel.STATE, Channel.TELEMETRY, Channel.EVENT, Channel.SNAPSHOT, Channel.ACK}
 )
-GATEWAY_TO_DEVICE = frozenset({Channel.CMD, Channel.CONFIG, Channel.RECEIPT})
+# Not ``ack`` for refusals: ``ack`` is device input, a refusal published there would be refused again.
+GATEWAY_TO_DEVICE = frozenset({Channel.CMD, Channel.CONFIG, Channel.RECEIPT, Channel.REFUSAL})
 # What the gateway subscribes to: every version, channel and shape under the root, so that what breaks
 # the contract is refused by reason (wrong_version, bad_topic) rather than never seen.
 EVERYTHING = f"{ROOT}/#"

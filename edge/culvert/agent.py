@@ -128,6 +128,7 @@ class CulvertAgent:
                     "rss_mb": round(rss_mb(), 1),
                     "outbox_depth": self.uplink.queue_depth,
                     "outbox_dropped": self.uplink.dropped,
+                    "refusals_received": self.uplink.refusals_received,
                     "samples": self.analyzer.samples,
                     "samples_rejected": self.analyzer.rejected,
                 },

@@ -2,18 +2,21 @@
 
 Each connection gets a fresh session number from the outbox; the retained birth ``state`` and the
 will carry it. Every turn of the loop lets the pump put the outbox on the wire; what arrives on
-``cmd`` / ``config`` is answered by the inbox, and receipts on ``receipt`` go to the pump. ``wake()`` (any thread) ends the current wait at once.
+``cmd`` / ``config`` is answered by the inbox, receipts on ``receipt`` go to the pump, and what the
+gateway refused (``refusal``) is logged and counted. ``wake()`` (any thread) ends the current wait at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import select
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,19 +30,26 @@ from edge.outbox import Outbox
 from edge.uplink.commands import Inbox
 from edge.uplink.identity import DeviceIdentity
 from edge.uplink.pump import OutboxPump
+from edge.uplink.refusals import RefusalInbox
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
-    """Reconnect delays: the first, then doubling up to the longest."""
+    """Reconnect delays: the first, then doubling up to the longest; each wait is jittered."""
 
     first_s: float
     longest_s: float
 
     def after(self, delay_s: float) -> float:
         return min(delay_s * 2, self.longest_s)
+
+    @staticmethod
+    def jittered(delay_s: float, *, uniform: Callable[[float, float], float] = random.uniform) -> float:
+        """A wait between half the delay and the delay: a fleet that lost its broker together does not
+        knock on it again in one wave."""
+        return uniform(delay_s / 2, delay_s)
 
 
 class Connection:
@@ -51,6 +61,7 @@ class Connection:
         pump: OutboxPump,
         inbox: Inbox,
         backoff: Backoff,
+        refusals: RefusalInbox | None = None,
     ) -> None:
         self.options = options
         self.device = device
@@ -58,6 +69,7 @@ class Connection:
         self.pump = pump
         self.inbox = inbox
         self.backoff = backoff
+        self.refusals = refusals or RefusalInbox()
         self.session = 0
         self.connected = threading.Event()
         self._stopping = threading.Event()
@@ -122,14 +134,15 @@ class Connection:
             try:
                 client.connect(self.options.host, self.options.port, keepalive=self.options.keepalive_s)
             except OSError as exc:
+                wait_s = Backoff.jittered(backoff)
                 log.info(
                     "broker %s unreachable (%s); retry in %.1fs, %d queued",
                     self.options.url,
                     exc,
-                    backoff,
+                    wait_s,
                     self.outbox.depth,
                 )
-                self._stopping.wait(backoff)
+                self._stopping.wait(wait_s)
                 backoff = self.backoff.after(backoff)
                 continue
             self.pump.restart()
@@ -145,13 +158,14 @@ class Connection:
                 self._say_goodbye(client)
             self.connected.clear()
             if not self._stopping.is_set():
+                wait_s = Backoff.jittered(backoff)
                 log.warning(
                     "disconnected from %s; reconnecting in %.1fs, %d queued",
                     self.options.url,
-                    backoff,
+                    wait_s,
                     self.outbox.depth,
                 )
-                self._stopping.wait(backoff)
+                self._stopping.wait(wait_s)
                 backoff = self.backoff.after(backoff)
 
     def _say_goodbye(self, client: mqtt.Client) -> None:
@@ -207,7 +221,8 @@ class Connection:
         client.publish(
             self.device.topic(Channel.STATE), self.device.state("online", self.session), qos=1, retain=True
         )
-        inbound = [Channel.CMD, Channel.CONFIG] + ([Channel.RECEIPT] if self.pump.receipts else [])
+        inbound = [Channel.CMD, Channel.CONFIG, Channel.REFUSAL]
+        inbound += [Channel.RECEIPT] if self.pump.receipts else []
         client.subscribe([(self.device.topic(channel), 1) for channel in inbound])
         self.connected.set()
         log.info(
@@ -229,6 +244,9 @@ class Connection:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == self.device.topic(Channel.RECEIPT):
             self._take_receipt(message.topic, bytes(message.payload))
+            return
+        if message.topic == self.device.topic(Channel.REFUSAL):
+            self.refusals.take(message.topic, bytes(message.payload))
             return
         ack = self.inbox.answer(message.topic, bytes(message.payload))
         if ack is not None:

@@ -83,6 +83,11 @@ class Uplink:
     def dropped(self) -> int:
         return self.outbox.dropped
 
+    @property
+    def refusals_received(self) -> int:
+        """Refusal messages from the gateway (each logged): it refused messages of this device."""
+        return self.connection.refusals.received
+
     def topic(self, channel: Channel) -> str:
         return self.device.topic(channel)
 

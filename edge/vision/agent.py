@@ -209,6 +209,7 @@ class ElevatorAgent:
         elapsed, self._last_health = now - self._last_health, now
         fields = self.health.report(elapsed, queue_depth=self.uplink.queue_depth)
         fields["door_held"] = self.pipeline.analyzer.door_held
+        fields["refusals_received"] = self.uplink.refusals_received  # the gateway's, logged as they came
         self.uplink.send(
             Channel.TELEMETRY,
             TelemetryMessage(

@@ -44,6 +44,7 @@ async def liveness(_request: Request) -> JSONResponse:
     "/health",
     summary="Whether the gateway can do its job (named checks), with database, MQTT, ingest, telemetry "
     "store and dispatch status and counts",
+    responses={503: {"description": "The database cannot be used: the same report, status degraded"}},
 )
 def health(
     _caller: AnyCaller, session: SessionDep, services: ServicesDep, response: Response

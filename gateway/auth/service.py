@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from gateway.auth.models import ApiToken, IssuedToken, Principal
 from gateway.auth.roles import Role, token_role
 from gateway.db import utcnow
+from gateway.fields import check_name
 
 TOKEN_PREFIX = "cw_"  # recognisable in logs and by secret scanners
 _PREFIX_SHOWN = 10
@@ -34,7 +35,7 @@ def hash_token(token: str) -> str:
 
 def create_token(session: Session, *, name: str, role: Role | str) -> IssuedToken:
     """A new token for ``name`` with ``role``; the plaintext is in the result, and nowhere else."""
-    name = name.strip()
+    name = check_name(name.strip(), what="a token's name")  # it is in every audit entry its holder makes
     if not name or len(name) > 128:
         raise ValueError("a token needs a name of 1 to 128 characters saying who holds it")
     role = token_role(role)

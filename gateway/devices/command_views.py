@@ -13,20 +13,22 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy.orm import Session
 
 from gateway.api.deps import ServicesDep, SessionDep
+from gateway.api.responses import FORBIDDEN, UNREADABLE_BODY, unavailable
 from gateway.auth.deps import AnyCaller, InstallerCaller
 from gateway.db import utcnow
 from gateway.devices import commands
 from gateway.devices import service as devices_service
 from gateway.devices.models import Device, DeviceAuditRead
-from gateway.devices.views import DeviceId
+from gateway.devices.views import NO_SUCH_DEVICE, DeviceId
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
-SEND_RESPONSES: dict[int | str, dict[str, str]] = {
-    403: {"description": "Only installers and admins send to devices"},
-    404: {"description": "No such device"},
-    503: {"description": "The gateway is not connected to the MQTT broker: nothing was sent"},
-}
+SEND_RESPONSES = (
+    UNREADABLE_BODY
+    | FORBIDDEN
+    | NO_SUCH_DEVICE
+    | unavailable("The gateway is not connected to the MQTT broker: nothing was sent")
+)
 
 
 def _device(session: Session, device_id: str) -> Device:
@@ -109,7 +111,7 @@ def send_config(
     "/{device_id}/audit",
     response_model=list[DeviceAuditRead],
     summary="A device's audit trail, oldest first: commands and configs sent, its acks, resets, type flags",
-    responses={404: {"description": "No such device"}},
+    responses=NO_SUCH_DEVICE,
 )
 def device_audit(
     device_id: DeviceId,

@@ -31,6 +31,7 @@ from citywatch.protocol.topics import Channel, Topic
 from gateway.auth.models import Principal
 from gateway.devices import service as devices_service
 from gateway.devices.models import Device, DeviceAudit
+from gateway.fields import JsonInteger, Name
 from gateway.redaction import redact_text
 
 # (topic, payload, retain) -> False when the gateway is not connected to the broker: nothing was sent.
@@ -74,10 +75,8 @@ class CommandRequest(_SentBody):
     args: dict[str, Any] = Field(
         default_factory=dict, max_length=32, title="Arguments", description="Command arguments."
     )
-    expires_in_s: int | None = Field(
+    expires_in_s: Annotated[int, JsonInteger(ge=1, le=MAX_EXPIRY_S)] | None = Field(
         default=None,
-        ge=1,
-        le=MAX_EXPIRY_S,
         title="Expires in, seconds",
         description="The device does not run the command after this (it acks ok false, reason expired). "
         "Default CITYWATCH_COMMAND_EXPIRY_S.",
@@ -93,10 +92,8 @@ class ConfigRequest(_SentBody):
         description="In the schema of the device's YAML file (firmware_configs/schema/); the device "
         "validates it and answers every mistake in its ack (ok false, reason invalid).",
     )
-    config_version: str | None = Field(
+    config_version: Annotated[str, Name(64, min_length=1)] | None = Field(
         default=None,
-        min_length=1,
-        max_length=64,
         title="Config version",
         description="Default: a short hash of config. A device already running this version says so.",
     )

@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from citywatch.protocol.messages import DeviceType
 from citywatch.protocol.topics import ID_PATTERN
 from gateway.db import Base, UtcDateTime, utcnow
+from gateway.fields import Name, Note
 
 Presence = Literal["online", "offline", "silent", "never_seen"]
 
 
 def _degrees(limit: int, title: str, description: str, example: float) -> object:
     return Field(
-        ge=-limit, le=limit, allow_inf_nan=False, title=title, description=description, examples=[example]
+        ge=-limit,
+        le=limit,
+        allow_inf_nan=False,
+        strict=True,  # a JSON number: not "1.5", not true
+        title=title,
+        description=description,
+        examples=[example],
     )
 
 
@@ -33,6 +42,24 @@ def check_coordinates(latitude: float | None, longitude: float | None) -> None:
     """A position is both coordinates or none: half of one places the device nowhere."""
     if (latitude is None) != (longitude is None):
         raise ValueError("latitude and longitude go together: give both, or neither")
+
+
+def _one_needs_the_other(first: str, second: str) -> JsonDict:
+    """JSON Schema: when ``first`` is a number, ``second`` is one too."""
+    return {
+        "if": {"required": [first], "properties": {first: {"type": "number"}}},
+        "then": {"required": [second], "properties": {second: {"type": "number"}}},
+    }
+
+
+# check_coordinates for a new device, as its schema says it.
+WHOLE_POSITION: JsonDict = {
+    "allOf": [_one_needs_the_other("latitude", "longitude"), _one_needs_the_other("longitude", "latitude")]
+}
+
+
+def _no_default_in_schema(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # left out means "unchanged", not the null the model holds meanwhile
 
 
 class Device(Base):
@@ -79,16 +106,16 @@ class DeviceAudit(Base):
 class DeviceCreate(BaseModel):
     """What an installer provides when provisioning a device."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=WHOLE_POSITION)
 
     id: str = Field(pattern=ID_PATTERN, title="Device id", description="As in the device's MQTT topics.")
     site: str = Field(pattern=ID_PATTERN, title="Site", description="The topic's site segment.")
     device_type: DeviceType = Field(title="Device type")
-    grid: str | None = Field(default=None, max_length=64, title="Grid", description="For routing.")
-    town: str | None = Field(default=None, max_length=64, title="Town", description="For routing.")
+    grid: Annotated[str, Name(64)] | None = Field(default=None, title="Grid", description="For routing.")
+    town: Annotated[str, Name(64)] | None = Field(default=None, title="Town", description="For routing.")
     latitude: Latitude | None = None
     longitude: Longitude | None = None
-    description: str = Field(default="", max_length=500, title="Where it is, for people")
+    description: Annotated[str, Note(500)] = Field(default="", title="Where it is, for people")
 
     @model_validator(mode="after")
     def _position_is_whole(self) -> Self:
@@ -101,17 +128,32 @@ class DeviceUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    site: str | None = Field(
+    # site and description can be changed, not emptied: not nullable in the schema (SkipJsonSchema),
+    # None in the model only while left out.
+    site: Annotated[str, StringConstraints(pattern=ID_PATTERN)] | SkipJsonSchema[None] = Field(
         default=None,
-        pattern=ID_PATTERN,
         title="Site",
         description="The topic's site segment: the device must publish under the new site from now on.",
+        json_schema_extra=_no_default_in_schema,
     )
-    grid: str | None = Field(default=None, max_length=64, title="Grid", description="For routing.")
-    town: str | None = Field(default=None, max_length=64, title="Town", description="For routing.")
+    grid: Annotated[str, Name(64)] | None = Field(
+        default=None, title="Grid", description="For routing; null removes it."
+    )
+    town: Annotated[str, Name(64)] | None = Field(
+        default=None, title="Town", description="For routing; null removes it."
+    )
     latitude: Latitude | None = Field(default=None, description="null removes the position (with longitude).")
     longitude: Longitude | None = None
-    description: str | None = Field(default=None, max_length=500, title="Where it is, for people")
+    description: Annotated[str, Note(500)] | SkipJsonSchema[None] = Field(
+        default=None, title="Where it is, for people", json_schema_extra=_no_default_in_schema
+    )
+
+    @field_validator("site", "description", mode="before")
+    @classmethod
+    def _not_emptied(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("cannot be emptied (null): leave it out to keep what is registered")
+        return value
 
 
 class DeviceRead(BaseModel):

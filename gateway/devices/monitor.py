@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from citywatch.protocol.messages import EventType, Severity
+from citywatch.protocol.messages import DeviceOfflineDetails, EventType, Severity
 from gateway.db import utcnow
 from gateway.devices import service as devices_service
 from gateway.devices.models import Device
@@ -105,11 +105,11 @@ class PresenceMonitor:
                     device=device,
                     event_type=EventType.DEVICE_OFFLINE,
                     severity=OFFLINE_SEVERITY,
-                    details={
-                        "last_seen": device.last_seen.isoformat(),
-                        "offline_after_s": self._offline_after.total_seconds(),
-                        "by_will": not devices_service.is_live(device),
-                    },
+                    details=DeviceOfflineDetails(
+                        last_seen=device.last_seen.isoformat(),
+                        offline_after_s=self._offline_after.total_seconds(),
+                        by_will=not devices_service.is_live(device),
+                    ).model_dump(),
                     at=now,
                 )
                 if event is not None:

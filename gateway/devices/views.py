@@ -7,14 +7,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
+from citywatch.protocol.topics import ID_PATTERN
 from gateway.api.deps import ServicesDep, SessionDep
+from gateway.api.responses import FORBIDDEN, UNREADABLE_BODY, conflict, not_found
 from gateway.auth.deps import AnyCaller, InstallerCaller
 from gateway.devices import service
 from gateway.devices.models import DeviceCreate, DeviceDetail, DeviceRead, DeviceUpdate, RefusalRead
+from gateway.fields import Name
 from gateway.settings import Settings
 
 router = APIRouter(prefix="/devices", tags=["devices"])
-DeviceId = Annotated[str, Path(max_length=64, description="The device id, as in its MQTT topics")]
+DeviceId = Annotated[str, Path(pattern=ID_PATTERN, description="The device id, as in its MQTT topics")]
+NO_SUCH_DEVICE = not_found("No such device")
 
 
 def _silent_after(settings: Settings) -> timedelta:
@@ -26,7 +30,7 @@ def list_devices(
     _caller: AnyCaller,
     session: SessionDep,
     services: ServicesDep,
-    site: Annotated[str | None, Query(max_length=64)] = None,
+    site: Annotated[Annotated[str, Name(64)] | None, Query(description="Only devices of this site")] = None,
 ) -> list[DeviceRead]:
     silent_after = _silent_after(services.settings)
     return [
@@ -35,7 +39,10 @@ def list_devices(
 
 
 @router.get(
-    "/{device_id}", response_model=DeviceDetail, summary="One device, with the last messages refused from it"
+    "/{device_id}",
+    response_model=DeviceDetail,
+    summary="One device, with the last messages refused from it",
+    responses=NO_SUCH_DEVICE,
 )
 def get_device(
     device_id: DeviceId, _caller: AnyCaller, session: SessionDep, services: ServicesDep
@@ -53,7 +60,7 @@ def get_device(
     response_model=DeviceRead,
     status_code=status.HTTP_201_CREATED,
     summary="Provision a device (its messages are refused until it is)",
-    responses={409: {"description": "The device id is already registered"}},
+    responses=UNREADABLE_BODY | FORBIDDEN | conflict("The device id is already registered"),
 )
 def create_device(
     device_in: DeviceCreate, _caller: InstallerCaller, session: SessionDep, services: ServicesDep
@@ -70,7 +77,10 @@ def create_device(
     "/{device_id}",
     response_model=DeviceRead,
     summary="Change where a device is (site, grid, town, latitude/longitude, description)",
-    responses={404: {"description": "No such device"}},
+    responses=UNREADABLE_BODY
+    | FORBIDDEN
+    | NO_SUCH_DEVICE
+    | conflict("latitude or longitude given alone, and the device's stored position lacks the other"),
 )
 def update_device(
     device_id: DeviceId,
@@ -84,8 +94,8 @@ def update_device(
         session.commit()
     except service.DeviceNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    if changes.site is not None:
+    except ValueError as exc:  # the change is valid, but not with what is stored
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    if "site" in changes.model_fields_set:
         services.directory.forget(device_id)  # the ingest checks topics against the new site from now on
     return service.to_read(device, silent_after=_silent_after(services.settings))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from gateway.db import Base, UtcDateTime, utcnow
 from gateway.events.lifecycle.models import EventState
 from gateway.events.lifecycle.sla import EscalationPolicy, SlaColour, SlaView, sla_colour
+from gateway.fields import JsonInteger, Name, Note
 
 # The lifecycle's FINISHED_STATES, as SQL for the partial unique index.
 OPEN_CONDITION = "state NOT IN ('closed', 'cancelled')"
@@ -187,8 +188,8 @@ class AcknowledgeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    by: str = Field(min_length=1, max_length=128, title="Who acknowledges", examples=["operator-7"])
-    note: str = Field(default="", max_length=2000, title="Note")
+    by: Annotated[str, Name(128, min_length=1)] = Field(title="Who acknowledges", examples=["operator-7"])
+    note: Annotated[str, Note(2000)] = Field(default="", title="Note")
 
 
 class CallbackRequest(BaseModel):
@@ -196,21 +197,21 @@ class CallbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    note: str | None = Field(
+    note: Annotated[str, Note(2000)] | None = Field(
         default=None,
-        max_length=2000,
         title="Note",
         description="Required for resolve (the result), reject and cancel (the reason), reopen.",
     )
-    rating: int | None = Field(default=None, title="Satisfaction rating 1-5", description="Only on close.")
-    department: str | None = Field(
+    rating: Annotated[int, JsonInteger(ge=1, le=5)] | None = Field(
+        default=None, title="Satisfaction rating 1-5", description="Only on close."
+    )
+    department: Annotated[str, Name(64)] | None = Field(
         default=None,
-        max_length=64,
         title="Department",
         description="dispatch: the target department. reject: where to re-route (else back to triage).",
     )
-    assignee: str | None = Field(
-        default=None, min_length=1, max_length=128, title="Assignee", description="assign: who works on it."
+    assignee: Annotated[str, Name(128, min_length=1)] | None = Field(
+        default=None, title="Assignee", description="assign: who works on it."
     )
 
 

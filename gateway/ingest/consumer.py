@@ -190,7 +190,13 @@ class MqttIngest:
                 return
         except RejectedMessage as exc:
             offset_s = getattr(exc, "offset_s", None)  # a ClockRejected: the device's clock is off
-            self._refusals.record(exc.reason, exc.detail, _safe_topic(message), clock_offset_s=offset_s)
+            self._refusals.record(
+                exc.reason,
+                exc.detail,
+                _safe_topic(message),
+                clock_offset_s=offset_s,
+                refused=bytes(message.payload),
+            )
         except Exception as exc:  # never let input kill the network loop
             self._refusals.record("undecodable", repr(exc), _safe_topic(message))
         client.ack(message.mid, message.qos)  # refused for good, or not input: never redeliver

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.protocol.codec import Decoded
@@ -51,8 +52,9 @@ class BatchResult:
     telemetry: int = 0
     outbox_changed: bool = False
     numbered: list[tuple[Topic, int]] = field(default_factory=list)  # (topic, outbox_seq): for receipts
-    # Refused inside the transaction: counted and logged once it commits (not again on a retry).
-    refused: list[tuple[str, str, Topic]] = field(default_factory=list)  # (reason, detail, topic)
+    # Refused inside the transaction: counted and logged once it commits (not again on a retry);
+    # (reason, detail, topic, message).
+    refused: list[tuple[str, str, Topic, BaseModel]] = field(default_factory=list)
 
 
 class BatchProcessor:
@@ -81,8 +83,8 @@ class BatchProcessor:
     def presence_pending(self) -> bool:
         return bool(self._last_seen)
 
-    def refuse(self, reason: str, detail: str, topic: str) -> None:
-        self.refusals.record(reason, detail, topic)
+    def refuse(self, reason: str, detail: str, topic: str, message: BaseModel | None = None) -> None:
+        self.refusals.record(reason, detail, topic, refused=message)
 
     def process(self, batch: Sequence[Delivery], *, flush_presence: bool) -> BatchResult:
         """Store a batch; returns normally only when everything in it is committed (or refused)."""
@@ -93,12 +95,18 @@ class BatchProcessor:
             topic = delivery.decoded.topic
             device = self._directory.lookup(topic.device_id)
             if device is None:
-                self.refuse("unknown_device", f"device {topic.device_id!r} is not provisioned", str(topic))
+                self.refuse(
+                    "unknown_device",
+                    f"device {topic.device_id!r} is not provisioned",
+                    str(topic),
+                    delivery.decoded.message,
+                )
             elif device.site != topic.site:
                 self.refuse(
                     "wrong_site",
                     f"device {topic.device_id!r} is registered at site {device.site!r}, not {topic.site!r}",
                     str(topic),
+                    delivery.decoded.message,
                 )
             else:
                 known.append(delivery)
@@ -134,8 +142,8 @@ class BatchProcessor:
             result.telemetry = len(points)
         if transactional or (flush_presence and self._last_seen):
             self._transact(transactional, result)
-        for reason, detail, topic in result.refused:
-            self.refuse(reason, detail, str(topic))
+        for reason, detail, topic, refused in result.refused:
+            self.refuse(reason, detail, str(topic), refused)
         return result
 
     def _see(self, device_id: str) -> None:
@@ -188,13 +196,13 @@ class BatchProcessor:
         if message.outbox_seq is not None:
             result.numbered.remove((topic, message.outbox_seq))
         detail = f"{message.phase.value} of event_id {message.event_id!r}, which this gateway never saw begin"
-        result.refused.append(("unknown_event", detail, topic))
+        result.refused.append(("unknown_event", detail, topic, message))
 
     def _save_snapshot(self, message: SnapshotMessage, *, topic: str) -> None:
         try:
             image = base64.b64decode(message.data_b64, validate=True)
         except (binascii.Error, ValueError):
-            self.refuse("invalid", f"snapshot {message.snapshot_id}: data_b64 is not base64", topic)
+            self.refuse("invalid", f"snapshot {message.snapshot_id}: data_b64 is not base64", topic, message)
             return
         self._snapshot_dir.mkdir(parents=True, exist_ok=True)
         path = self._snapshot_dir / f"{message.snapshot_id}.jpg"

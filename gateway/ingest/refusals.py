@@ -1,5 +1,6 @@
-"""Refused input, recorded in one place: counted by reason, logged (rate-limited), and the last few kept
-per device for installers (``GET /devices/{id}``), with the devices whose clocks are off (``/health``).
+"""Refused input, recorded in one place: counted by reason, logged (rate-limited), the last few kept
+per device for installers (``GET /devices/{id}``), with the devices whose clocks are off (``/health``),
+and told to the device on its ``refusal`` topic (rate-limited: ``gateway.ingest.feedback``).
 
 Kept in memory: cheap on the hot path whatever a device floods us with, and refreshed at once by a
 device that keeps sending what is refused; a restart starts with empty lists (the counts in /health
@@ -14,9 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import BaseModel
+
 from citywatch.protocol.codec import ClockBounds
 from citywatch.protocol.topics import ROOT
 from gateway.db import utcnow
+from gateway.ingest.feedback import RefusalFeedback
 from gateway.ingest.stats import IngestStats, RateLimitedLog
 
 REFUSALS_PER_DEVICE = 10
@@ -53,22 +57,36 @@ class RefusalRecorder:
         log: RateLimitedLog,
         clock: ClockBounds | None = None,
         now: Callable[[], datetime] = utcnow,
+        feedback: RefusalFeedback | None = None,
     ) -> None:
+        """``feedback``: None, no refusal messages to devices (CITYWATCH_REFUSAL_FEEDBACK_INTERVAL_S 0)."""
         self._stats = stats
         self._log = log
         self._clock = clock
         self._now = now
+        self.feedback = feedback
         self._lock = threading.Lock()
         self._by_device: OrderedDict[str, deque[Refusal]] = OrderedDict()
         self._clock_off: dict[str, ClockOff] = {}
 
-    def record(self, reason: str, detail: str, topic: str, *, clock_offset_s: float | None = None) -> Refusal:
-        """The one place a refusal goes through (a channel back to the device would hook in here)."""
+    def record(
+        self,
+        reason: str,
+        detail: str,
+        topic: str,
+        *,
+        clock_offset_s: float | None = None,
+        refused: bytes | BaseModel | None = None,
+    ) -> Refusal:
+        """The one place a refusal goes through. ``refused``: the message (raw or decoded), from which the
+        device's feedback takes its ``outbox_seq`` and ``event_id``."""
         refusal = Refusal(
             reason=reason, detail=_shorten(detail, _MAX_DETAIL), topic=_printable(topic), at=self._now()
         )
         self._stats.refuse(reason)
         self._log.warning(reason, "refused message on %s: %s: %s", refusal.topic, reason, refusal.detail)
+        if self.feedback is not None:
+            self._tell_device(self.feedback, refusal, topic, refused)
         device_id = device_in_topic(topic)
         if device_id is None:
             return refusal  # counted and logged; nothing to attach it to
@@ -85,6 +103,21 @@ class RefusalRecorder:
             if clock_offset_s is not None:
                 self._clock_off[device_id] = ClockOff(device_id, clock_offset_s, refusal.detail, refusal.at)
         return refusal
+
+    def _tell_device(
+        self, feedback: RefusalFeedback, refusal: Refusal, topic: str, refused: bytes | BaseModel | None
+    ) -> None:
+        try:
+            feedback.offer(
+                reason=refusal.reason,
+                detail=refusal.detail,
+                topic=topic,
+                shown_topic=refusal.topic,
+                at=refusal.at,
+                refused=refused,
+            )
+        except Exception as exc:  # a courtesy to the device: it must never stop the thread that refused
+            self._log.warning("feedback_failed", "refusal feedback for %s failed: %r", refusal.topic, exc)
 
     def recent(self, device_id: str) -> list[Refusal]:
         """The device's last refusals, newest first."""

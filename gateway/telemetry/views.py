@@ -10,10 +10,12 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
 from citywatch.protocol.messages import NAME_PATTERN
-from gateway.api.deps import EARLIEST, ServicesDep, SessionDep, check_time
+from gateway.api.deps import EARLIEST, QueryTime, ServicesDep, SessionDep
+from gateway.api.responses import unavailable
 from gateway.auth.deps import AnyCaller
 from gateway.db import utcnow
 from gateway.devices import service as devices_service
+from gateway.devices.views import NO_SUCH_DEVICE, DeviceId
 from gateway.telemetry.base import Aggregation, TelemetryUnavailableError
 
 router = APIRouter(tags=["telemetry"])
@@ -29,19 +31,19 @@ class HistoryPoint(BaseModel):
     "/devices/{device_id}/telemetry",
     response_model=list[HistoryPoint],
     summary="Samples of one field in [start, stop), aggregated per window when window_s is given",
-    responses={
-        503: {"description": "The telemetry store (InfluxDB) cannot answer now; the detail says why"},
-    },
+    description="No samples when start is not before stop (an empty range).",
+    responses=NO_SUCH_DEVICE
+    | unavailable("The telemetry store (InfluxDB) cannot answer now; the detail says why"),
 )
 def telemetry_history(
-    device_id: str,
+    device_id: DeviceId,
     _caller: AnyCaller,
     session: SessionDep,
     services: ServicesDep,
     measurement: Annotated[str, Query(pattern=NAME_PATTERN, examples=["water_level"])],
     field: Annotated[str, Query(pattern=NAME_PATTERN, examples=["level_cm"])],
-    start: Annotated[datetime | None, Query(description="Default: 24 h before stop")] = None,
-    stop: Annotated[datetime | None, Query(description="Default: now")] = None,
+    start: Annotated[QueryTime | None, Query(description="Default: 24 h before stop")] = None,
+    stop: Annotated[QueryTime | None, Query(description="Default: now")] = None,
     window_s: Annotated[
         float | None, Query(ge=0.001, le=366 * 86_400, description="Aggregation window")
     ] = None,
@@ -49,10 +51,10 @@ def telemetry_history(
 ) -> list[HistoryPoint]:
     if devices_service.get(session=session, device_id=device_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device_id!r} is not provisioned")
-    stop = check_time("stop", stop) or utcnow()
-    start = check_time("start", start) or max(EARLIEST, stop - timedelta(days=1))
+    stop = stop or utcnow()
+    start = start or max(EARLIEST, stop - timedelta(days=1))
     if start >= stop:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start must be before stop")
+        return []
     try:
         rows = services.store.history(
             device_id=device_id,

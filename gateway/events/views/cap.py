@@ -13,14 +13,17 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from sqlalchemy import select
 
 from gateway.api.deps import ServicesDep, SessionDep
+from gateway.api.responses import content, not_found
 from gateway.auth.deps import AnyCaller
 from gateway.cap import CAP_MEDIA_TYPE, CapMessage, render_feed
-from gateway.cap.models import CAP_TOKEN_PATTERN
 from gateway.db import utcnow
 from gateway.events.models import EventCapMessage
 
 router = APIRouter(tags=["cap"])
 ATOM_MEDIA_TYPE = "application/atom+xml"
+# CAP 1.2's rule for identifiers (no whitespace, ',', '&' or '<'), with whitespace and control characters
+# spelled out: "\s" differs between the server's regex engine and the JavaScript one of the schema.
+IDENTIFIER_PATTERN = r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff,&<]+$"
 
 
 def _message(row: EventCapMessage) -> CapMessage:
@@ -38,7 +41,7 @@ def _message(row: EventCapMessage) -> CapMessage:
     "/cap/feed",
     summary="Atom feed of the latest CAP 1.2 alerts, each linked to its document",
     response_class=Response,
-    responses={200: {"content": {ATOM_MEDIA_TYPE: {}}}},
+    responses=content(ATOM_MEDIA_TYPE),
 )
 def cap_feed(
     _caller: AnyCaller,
@@ -57,10 +60,10 @@ def cap_feed(
     "/cap/alerts/{identifier}",
     summary="One CAP 1.2 message, by its <identifier>",
     response_class=Response,
-    responses={200: {"content": {CAP_MEDIA_TYPE: {}}}, 404: {"description": "No such message"}},
+    responses=content(CAP_MEDIA_TYPE) | not_found("No such message"),
 )
 def cap_alert(
-    identifier: Annotated[str, Path(min_length=1, max_length=128, pattern=CAP_TOKEN_PATTERN)],
+    identifier: Annotated[str, Path(min_length=1, max_length=128, pattern=IDENTIFIER_PATTERN)],
     _caller: AnyCaller,
     session: SessionDep,
 ) -> Response:
@@ -74,7 +77,7 @@ def cap_alert(
     "/events/{event_id}/cap",
     summary="The event's latest CAP 1.2 message",
     response_class=Response,
-    responses={200: {"content": {CAP_MEDIA_TYPE: {}}}, 404: {"description": "No such event"}},
+    responses=content(CAP_MEDIA_TYPE) | not_found("No such event, or no CAP message for it"),
 )
 def event_cap(
     event_id: Annotated[int, Path(ge=1, le=2**31 - 1)], _caller: AnyCaller, session: SessionDep

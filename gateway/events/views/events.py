@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -11,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from citywatch.protocol.messages import EventType
-from gateway.api.deps import SessionDep, check_time
+from gateway.api.deps import QueryTime, SessionDep
+from gateway.api.responses import FORBIDDEN, UNREADABLE_BODY, conflict, not_found
 from gateway.auth.deps import AnyCaller, CallbackCaller, DispatcherCaller
 from gateway.events import service
 from gateway.events.lifecycle.models import Action, EventState, RefusalCode, TransitionRefused
@@ -27,14 +27,17 @@ from gateway.events.models import (
     read_event,
     sla_view,
 )
+from gateway.fields import Name
 
 router = APIRouter(prefix="/events", tags=["events"])
 EventId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The gateway's event id")]
-TRANSITION_RESPONSES: dict[int | str, dict[str, str]] = {
-    403: {"description": "The caller's role may not do this"},
-    404: {"description": "No such event"},
-    409: {"description": "Not allowed from the event's state; the detail says why"},
-}
+NO_SUCH_EVENT = not_found("No such event")
+TRANSITION_RESPONSES = (
+    UNREADABLE_BODY
+    | FORBIDDEN
+    | NO_SUCH_EVENT
+    | conflict("Not allowed from the event's state; the detail says why")
+)
 
 
 def _detail(session: Session, event_id: int) -> EventDetail:
@@ -54,14 +57,15 @@ def list_events(
     session: SessionDep,
     state: EventState | None = None,
     type_: Annotated[EventType | None, Query(alias="type")] = None,
-    device: str | None = None,
-    site: str | None = None,
-    department: str | None = None,
-    since: Annotated[datetime | None, Query(description="Changed at or after (ISO 8601 with offset)")] = None,
+    device: Annotated[str, Name(64)] | None = None,
+    site: Annotated[str, Name(64)] | None = None,
+    department: Annotated[str, Name(64)] | None = None,
+    since: Annotated[
+        QueryTime | None, Query(description="Changed at or after (ISO 8601 with offset)")
+    ] = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> EventPage:
-    check_time("since", since)
     filters = service.EventFilter(
         state=state, type=type_, device_id=device, site=site, department=department, since=since
     )
@@ -80,9 +84,10 @@ def list_events(
 def metrics(
     _caller: AnyCaller,
     session: SessionDep,
-    since: Annotated[datetime | None, Query(description="Events raised at or after (ISO 8601)")] = None,
+    since: Annotated[
+        QueryTime | None, Query(description="Events raised at or after (ISO 8601 with offset)")
+    ] = None,
 ) -> MetricsRead:
-    check_time("since", since)
     query = select(Event).where(Event.dispatched_at.is_not(None))
     if since is not None:
         query = query.where(Event.created_at >= since)
@@ -98,7 +103,12 @@ def metrics(
     )
 
 
-@router.get("/{event_id}", response_model=EventDetail, summary="One event with its audit trail")
+@router.get(
+    "/{event_id}",
+    response_model=EventDetail,
+    summary="One event with its audit trail",
+    responses=NO_SUCH_EVENT,
+)
 def get_event(event_id: EventId, _caller: AnyCaller, session: SessionDep) -> EventDetail:
     return _detail(session, event_id)
 

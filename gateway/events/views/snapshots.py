@@ -13,6 +13,7 @@ from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import FileResponse
 
 from gateway.api.deps import ServicesDep, SessionDep
+from gateway.api.responses import content, not_found
 from gateway.auth.deps import AnyCaller
 from gateway.events import service
 from gateway.events.views.events import EventId
@@ -32,10 +33,8 @@ def snapshot_path(settings: Settings, snapshot_id: str) -> Path:
     "/{event_id}/snapshot",
     response_class=FileResponse,
     summary="The event's evidence snapshot (JPEG)",
-    responses={
-        200: {"content": {"image/jpeg": {}}, "description": "The JPEG the device sent with the event"},
-        404: {"description": "No such event, the event has no snapshot, or it has not arrived yet"},
-    },
+    responses=content("image/jpeg", "The JPEG the device sent with the event")
+    | not_found("No such event, the event has no snapshot, or it has not arrived yet"),
 )
 def get_event_snapshot(
     event_id: EventId, _caller: AnyCaller, session: SessionDep, services: ServicesDep

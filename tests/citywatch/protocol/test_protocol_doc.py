@@ -22,6 +22,8 @@ def _channel_for(example: dict[str, object]) -> Channel:
         return Channel.STATE
     if "stored" in example:
         return Channel.RECEIPT
+    if "detail" in example and "reason" in example:
+        return Channel.REFUSAL
     if "measurement" in example:
         return Channel.TELEMETRY
     if "data_b64" in example:

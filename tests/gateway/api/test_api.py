@@ -154,9 +154,10 @@ def test_telemetry_history_for_charts(gateway: GatewayApp, api: httpx.Client, pu
     assert [p["value"] for p in raw.json()] == [5.0, 6.0]
 
     backwards = api.get(
-        url, params=window | {"measurement": "water_level", "field": "x", "start": "2026-06-02T00:00Z"}
+        url,
+        params=window | {"measurement": "water_level", "field": "sample", "start": "2026-06-02T00:00:00Z"},
     )
-    assert backwards.status_code == 422 and "before stop" in backwards.json()["detail"]
+    assert backwards.status_code == 200 and backwards.json() == []  # [start, stop) is empty
     assert api.get(url, params={"measurement": "water_level"}).status_code == 422
     missing = api.get("/devices/ghost/telemetry", params={"measurement": "m", "field": "f"})
     assert missing.status_code == 404
@@ -168,7 +169,7 @@ def test_hostile_parameters_get_4xx_not_5xx(gateway: GatewayApp, api: httpx.Clie
     assert api.get(f"{url}/events/79929538711603240126460732393914368").status_code == 422
     assert api.get(f"{url}/events", params={"offset": 9296947932444666888192}).status_code == 422
     old = api.get(f"{url}/events", params={"since": "0661-07-06T07:34:09Z"})
-    assert old.status_code == 422 and "1970" in old.json()["detail"]
+    assert old.status_code == 200, old.text  # a bound before anything can be stored: from the start
     surrogate = api.post(
         f"{url}/events/1/acknowledge",
         content=b'{"by": "\\ud800 lone", "note": ""}',

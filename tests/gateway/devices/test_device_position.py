@@ -65,7 +65,8 @@ def test_the_api_takes_a_position_and_refuses_what_is_not_one(api: TestClient) -
 def test_patch_moves_clears_and_never_leaves_half_a_position(api: TestClient) -> None:
     assert _create(api, "culvert-1")[0] == 201
     half = api.patch("/devices/culvert-1", json={"latitude": 31.2})
-    assert half.status_code == 422 and "go together" in half.json()["detail"]
+    # A valid change that conflicts with what is stored (no longitude to go with it): 409, not 422.
+    assert half.status_code == 409 and "go together" in half.json()["detail"]
     assert api.get("/devices/culvert-1").json()["latitude"] is None  # the refused change left no trace
     moved = api.patch("/devices/culvert-1", json={"latitude": 31.2, "longitude": 121.5})
     assert moved.status_code == 200 and (moved.json()["latitude"], moved.json()["longitude"]) == (31.2, 121.5)
@@ -74,7 +75,7 @@ def test_patch_moves_clears_and_never_leaves_half_a_position(api: TestClient) ->
         31.2,
         121.6,
     )
-    assert api.patch("/devices/culvert-1", json={"latitude": None}).status_code == 422
+    assert api.patch("/devices/culvert-1", json={"latitude": None}).status_code == 409
     assert api.patch("/devices/culvert-1", json={"latitude": 95}).status_code == 422
     cleared = api.patch("/devices/culvert-1", json={"latitude": None, "longitude": None})
     assert cleared.status_code == 200 and (cleared.json()["latitude"], cleared.json()["longitude"]) == (
