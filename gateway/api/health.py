@@ -97,6 +97,7 @@ def health(
         "counts": counts,
         "refused": ingest.get("refused", {}),
         "device_clocks": device_clocks(services, session, db_ok=read_error is None),
+        "device_types": device_types(session) if read_error is None else None,
     }
 
 
@@ -224,4 +225,20 @@ def device_clocks(services: ServicesDep, session: SessionDep, *, db_ok: bool) ->
             {"device_id": o.device_id, "offset_s": round(o.offset_s, 1), "detail": o.detail, "at": o.at}
             for o in off
         ],
+    }
+
+
+def device_types(session: SessionDep) -> dict[str, Any]:
+    """Registered devices whose last birth named another device type than the registry: the registry or
+    the unit is wrong (an installer's mistake). A device problem: it does not make the status degraded."""
+    mismatched = session.scalars(
+        select(Device)
+        .where(Device.reported_device_type.is_not(None), Device.reported_device_type != Device.device_type)
+        .order_by(Device.id)
+    )
+    return {
+        "mismatch": [
+            {"device_id": d.id, "registered": d.device_type, "reported": d.reported_device_type}
+            for d in mismatched
+        ]
     }

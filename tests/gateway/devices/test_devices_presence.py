@@ -261,6 +261,12 @@ def test_a_birth_whose_device_type_differs_from_the_registry_is_flagged(
     wait_until(lambda: _device(api, "culvert-1")["session"] == 2, what="the next birth")
     (flag,) = [entry for entry in _audit(api, "culvert-1") if entry["action"] == "type_mismatch"]
     assert flag["note"] == "birth says device_type 'elevator', the registry says 'culvert'"
+    health = api.get("/health").json()
+    assert health["device_types"]["mismatch"] == [
+        {"device_id": "culvert-1", "registered": "culvert", "reported": "elevator"}
+    ]
+    assert all(check["ok"] for check in health["checks"]), "a device's mistake is not the gateway's"
     # The unit is put right (or the registry corrected): the flag goes.
     publisher.publish(state_topic, state("culvert-1", status="online", session=3))
     wait_until(lambda: _device(api, "culvert-1")["reported_device_type"] == "culvert", what="types agree")
+    assert api.get("/health").json()["device_types"]["mismatch"] == []
