@@ -8,6 +8,7 @@ loading numpy/OpenCV/onnxruntime.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -151,7 +152,10 @@ class DetectorConfig(_Strict):
     class_thresholds: dict[str, float] = Field(
         default_factory=dict,
         title="Per-class minimum scores",
-        description="After label_map, e.g. {ebike: 0.4}.",
+        description="Minimum score per label as the detector reports it, i.e. after label_map, e.g. "
+        "{ebike: 0.4}; with label_map {motorcycle: ebike, bicycle: ebike} it applies to both. A label "
+        "that label_map renames (motorcycle there) is refused: give the threshold to its new name. "
+        "Labels not listed use score_threshold.",
     )
     label_map: dict[str, str] = Field(
         default_factory=dict,
@@ -162,6 +166,35 @@ class DetectorConfig(_Strict):
         default_factory=list,
         title="Kept labels",
         description="Only these labels (after label_map) are reported; empty keeps every class.",
+    )
+
+    @model_validator(mode="after")
+    def _thresholds_after_label_map(self) -> DetectorConfig:
+        if problem := renamed_threshold_problem(self.label_map, self.class_thresholds):
+            raise ValueError(problem)
+        return self
+
+
+def renamed_threshold_problem(
+    label_map: Mapping[str, str], class_thresholds: Mapping[str, float]
+) -> str | None:
+    """Why ``class_thresholds`` names a label that ``label_map`` renames away, or None.
+
+    Thresholds apply to the reported labels; a renamed source label is never reported (unless another
+    label is mapped to its name), so its threshold would silently do nothing.
+    """
+    targets = set(label_map.values())
+    renamed = sorted(
+        label
+        for label in class_thresholds
+        if label in label_map and label_map[label] != label and label not in targets
+    )
+    if not renamed:
+        return None
+    moves = ", ".join(f"{label} -> {label_map[label]}" for label in renamed)
+    return (
+        f"class_thresholds names {renamed}, which label_map renames ({moves}): thresholds apply to the "
+        f"labels after label_map, so give it to {sorted({label_map[label] for label in renamed})}"
     )
 
 

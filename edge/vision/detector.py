@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from edge.vision.config import renamed_threshold_problem
 from edge.vision.errors import VisionStartError
 from edge.vision.types import DEFAULT_SCORE_THRESHOLD, Detection
 
@@ -45,7 +46,7 @@ class DetectorOptions:
     threads: int = 1
     labels: tuple[str, ...] | None = None
     input_size: int | None = None
-    class_thresholds: dict[str, float] = field(default_factory=dict)
+    class_thresholds: dict[str, float] = field(default_factory=dict)  # by reported label (after label_map)
     label_map: dict[str, str] = field(default_factory=dict)  # model label -> our label, e.g. e-bike -> ebike
     keep_labels: tuple[str, ...] = ()  # after mapping; empty keeps every class
     max_detections: int = 100
@@ -97,7 +98,11 @@ def _static_dim(value: Any) -> int | None:
 
 
 class Detector:
-    """Letterbox -> onnxruntime -> decode -> class-aware NMS -> detections in frame pixels."""
+    """Letterbox -> onnxruntime -> decode -> label map -> per-label NMS -> detections in frame pixels.
+
+    Thresholds, ``keep_labels`` and NMS all work on the reported labels (after ``label_map``): with
+    motorcycle and bicycle both mapped to ebike, an e-bike seen as both keeps only its surer box.
+    """
 
     def __init__(self, options: DetectorOptions, session: ort.InferenceSession, metadata: dict[str, str]):
         self.options = options
@@ -110,7 +115,14 @@ class Detector:
         self._output_names = [o.name for o in outputs]
         self.layout: Literal["citywatch", "yolo"] = self._resolve_layout(outputs)
         self.input_size = self._resolve_input_size(model_input.shape)
-        self.labels = self._resolve_labels(outputs)
+        self.labels = self._resolve_labels(outputs)  # reported label of each model class, in model order
+        # The distinct reported labels, and each model class's index among them.
+        self.output_labels = tuple(dict.fromkeys(self.labels))
+        self._output_of_class = np.array([self.output_labels.index(label) for label in self.labels], np.int64)
+        self._thresholds = self._resolve_thresholds()
+        self._wanted = np.array(
+            [not options.keep_labels or label in options.keep_labels for label in self.output_labels]
+        )
         self.last_inference_ms = 0.0
 
     @classmethod
@@ -204,6 +216,22 @@ class Detector:
             raise ModelError(f"label_map names {sorted(unknown)}, which the model does not have: {labels}")
         return tuple(self.options.label_map.get(label, label) for label in labels)
 
+    def _resolve_thresholds(self) -> np.ndarray:
+        """Minimum score per reported label; a threshold on a label never reported is an error."""
+        class_thresholds = self.options.class_thresholds
+        if problem := renamed_threshold_problem(self.options.label_map, class_thresholds):
+            raise ModelError(problem)
+        unknown = sorted(set(class_thresholds) - set(self.output_labels))
+        if unknown:
+            raise ModelError(
+                f"class_thresholds names {unknown}, which the model does not report "
+                f"(its labels after label_map: {list(self.output_labels)})"
+            )
+        return np.array(
+            [class_thresholds.get(label, self.options.score_threshold) for label in self.output_labels],
+            np.float32,
+        )
+
     def detect(self, frame: np.ndarray, roi: tuple[int, int, int, int] | None = None) -> list[Detection]:
         """Detections in ``frame`` pixels; with ``roi`` (x1, y1, x2, y2) only that crop is looked at."""
         off_x, off_y = 0, 0
@@ -242,33 +270,28 @@ class Detector:
             return []
         class_ids = scores.argmax(axis=1)
         best = scores[np.arange(len(class_ids)), class_ids]
-        thresholds = np.full(len(self.labels), self.options.score_threshold, np.float32)
-        for label, threshold in self.options.class_thresholds.items():
-            if label in self.labels:
-                thresholds[self.labels.index(label)] = threshold
-        keep = best >= thresholds[class_ids]
-        if self.options.keep_labels:
-            wanted = np.array([label in self.options.keep_labels for label in self.labels])
-            keep &= wanted[class_ids]
+        label_ids = self._output_of_class[class_ids]  # model class -> reported label
+        keep = (best >= self._thresholds[label_ids]) & self._wanted[label_ids]
         if not keep.any():
             return []
-        boxes, class_ids, best = boxes[keep], class_ids[keep], best[keep]
+        boxes, label_ids, best = boxes[keep], label_ids[keep], best[keep]
         # Undo the letterbox, clip to the image.
         boxes = (boxes - np.array([box.pad_x, box.pad_y, box.pad_x, box.pad_y], np.float32)) / box.scale
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
         xywh = np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1)
+        # Per reported label, so two source classes mapped to one label cannot both keep the same object.
         kept = cv2.dnn.NMSBoxesBatched(
             xywh.tolist(),
             best.tolist(),
-            class_ids.tolist(),
+            label_ids.tolist(),
             score_threshold=0.0,
             nms_threshold=self.options.iou_threshold,
         )
         order = sorted(np.asarray(kept, dtype=np.int64).reshape(-1).tolist(), key=lambda i: -best[i])
         return [
             Detection(
-                label=self.labels[int(class_ids[i])],
+                label=self.output_labels[int(label_ids[i])],
                 score=float(best[i]),
                 x1=float(boxes[i, 0]) + off_x,
                 y1=float(boxes[i, 1]) + off_y,

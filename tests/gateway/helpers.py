@@ -1,8 +1,11 @@
-"""Test helpers: the shared QoS 1 publisher, message builders."""
+"""Test helpers: the shared QoS 1 publisher, message builders, an API-only gateway."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from citywatch.protocol.messages import (
@@ -14,6 +17,10 @@ from citywatch.protocol.messages import (
     TelemetryMessage,
 )
 from citywatch.protocol.topics import Channel, Topic
+from gateway.db import migrate
+from gateway.devices import service as devices_service
+from gateway.runner import GatewayApp
+from gateway.settings import Settings
 from tests.support.mqtt import Publisher as Publisher  # re-exported: the gateway tests import it from here
 
 T = TypeVar("T")
@@ -68,3 +75,21 @@ def water_event(
         started_at=BASE_TS,
         details=details,
     ).to_json()
+
+
+@contextmanager
+def api_only_gateway(data_dir: Path, *, devices: tuple[str, ...] = ()) -> Iterator[GatewayApp]:
+    """A gateway for API tests: its database migrated, these culverts provisioned at site riverside,
+    MQTT never started (cmd and config answer 503, as declared; everything else as in service)."""
+    gateway = GatewayApp(Settings(DATA_DIR=data_dir, HTTP_PORT=0, MQTT_URL="mqtt://127.0.0.1:9"))
+    try:
+        migrate(gateway.engine)
+        with gateway.session_factory() as session, session.begin():
+            for device_id in devices:
+                devices_service.provision(
+                    session=session, device_id=device_id, site="riverside", device_type="culvert"
+                )
+        yield gateway
+    finally:
+        gateway.store.close()
+        gateway.engine.dispose()

@@ -79,6 +79,8 @@ def test_card_reports_the_measured_figures_of_the_shipped_model(shipped_model: P
     size_mb = f"{shipped_model.stat().st_size / 1e6:.2f} MB"
     assert size_mb in card, "the card must state the size of the committed file"
     assert "not** fit for service" in card and "Real elevator photos" in card
+    # The empty-car check: false positives per empty frame, measured on the real photos.
+    assert re.search(r"\*\*[0-9.]+ e-bikes per empty frame\*\*", card)
     assert re.search(r"median \*\*[0-9.]+ ms\*\*", card)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.vision.config import DetectorConfig
 from edge.vision.detector import Detector, DetectorOptions, ModelError, letterbox
 from tests.edge.vision.onnx_builders import citywatch_model, yolo_model
 
@@ -144,3 +145,76 @@ def test_label_map_renames_and_keep_labels_filters(tmp_path: Path) -> None:
     assert [d.label for d in detector.detect(FRAME)] == ["ebike", "person"]
     with pytest.raises(ModelError, match=r"label_map names \['scooter'\]"):
         Detector.load(DetectorOptions(model_path=model, label_map={"scooter": "ebike"}))
+
+
+def two_wheeler_model(path: Path, rows: list[list[float]]) -> Path:
+    """A COCO-like export whose motorcycle and bicycle both stand in for our e-bike."""
+    return yolo_model(path, np.array(rows), size=SIZE, names=["person", "bicycle", "motorcycle"])
+
+
+EBIKE_MAP = {"motorcycle": "ebike", "bicycle": "ebike"}
+
+
+def test_a_threshold_on_a_mapped_label_applies_to_every_source_label(tmp_path: Path) -> None:
+    # Two e-bikes, one scored as a bicycle and one as a motorcycle, both at 0.5: the e-bike threshold
+    # 0.6 must drop both (before the fix it reached only the first source label, bicycle).
+    rows = [
+        yolo_row((20.0, 20.0, 200.0, 200.0), [0.0, 0.5, 0.0]),
+        yolo_row((400.0, 20.0, 600.0, 200.0), [0.0, 0.0, 0.5]),
+        yolo_row((250.0, 20.0, 350.0, 300.0), [0.5, 0.0, 0.0]),  # a person at 0.5: the default 0.3 keeps it
+    ]
+    model = two_wheeler_model(tmp_path / "coco.onnx", rows)
+    strict = Detector.load(
+        DetectorOptions(
+            model_path=model, score_threshold=0.3, label_map=EBIKE_MAP, class_thresholds={"ebike": 0.6}
+        )
+    )
+    assert [d.label for d in strict.detect(FRAME)] == ["person"]
+    lenient = Detector.load(
+        DetectorOptions(
+            model_path=model, score_threshold=0.6, label_map=EBIKE_MAP, class_thresholds={"ebike": 0.4}
+        )
+    )
+    # The person at 0.5 is under the default 0.6; both e-bikes are over their own 0.4.
+    assert sorted((d.label, round(d.x1)) for d in lenient.detect(FRAME)) == [("ebike", 20), ("ebike", 400)]
+
+
+def test_a_threshold_naming_a_renamed_source_label_is_refused(tmp_path: Path) -> None:
+    model = two_wheeler_model(tmp_path / "coco.onnx", [yolo_row((20.0, 20.0, 200.0, 200.0), [0.0, 0.5, 0.0])])
+    with pytest.raises(ModelError, match=r"class_thresholds names \['motorcycle'\].*label_map renames"):
+        Detector.load(
+            DetectorOptions(model_path=model, label_map=EBIKE_MAP, class_thresholds={"motorcycle": 0.4})
+        )
+    with pytest.raises(
+        ModelError, match=r"class_thresholds names \['scooter'\], which the model does not report"
+    ):
+        Detector.load(
+            DetectorOptions(model_path=model, label_map=EBIKE_MAP, class_thresholds={"scooter": 0.4})
+        )
+
+
+def test_overlap_removal_runs_on_mapped_labels_keeping_the_higher_score(tmp_path: Path) -> None:
+    # One e-bike seen as a motorcycle (0.7) and as a bicycle (0.5) with nearly the same box: after
+    # mapping both are e-bikes, so only the surer one may stay. A person on it is another label: kept.
+    rows = [
+        yolo_row((100.0, 50.0, 300.0, 250.0), [0.0, 0.5, 0.0]),
+        yolo_row((104.0, 54.0, 302.0, 252.0), [0.0, 0.0, 0.7]),
+        yolo_row((110.0, 40.0, 290.0, 240.0), [0.8, 0.0, 0.0]),
+    ]
+    model = two_wheeler_model(tmp_path / "coco.onnx", rows)
+    mapped = Detector.load(DetectorOptions(model_path=model, label_map=EBIKE_MAP)).detect(FRAME)
+    assert [(d.label, round(d.score, 2)) for d in mapped] == [("person", 0.8), ("ebike", 0.7)]
+    assert (mapped[1].x1, mapped[1].y1) == pytest.approx((104, 54), abs=0.5)
+    # Without the map they are two classes, and both stay.
+    unmapped = Detector.load(DetectorOptions(model_path=model)).detect(FRAME)
+    assert [d.label for d in unmapped] == ["person", "motorcycle", "bicycle"]
+
+
+def test_device_config_refuses_a_threshold_on_a_renamed_label_and_names_the_fix() -> None:
+    with pytest.raises(ValueError, match=r"class_thresholds names \['bicycle'\].*give it to \['ebike'\]"):
+        DetectorConfig(model=Path("m.onnx"), label_map=EBIKE_MAP, class_thresholds={"bicycle": 0.4})
+    accepted = DetectorConfig(model=Path("m.onnx"), label_map=EBIKE_MAP, class_thresholds={"ebike": 0.4})
+    assert accepted.class_thresholds == {"ebike": 0.4}
+    # A label that is renamed but also another label's new name is still reported: its threshold counts.
+    swapped = {"motorcycle": "bicycle", "bicycle": "motorcycle"}
+    assert DetectorConfig(model=Path("m.onnx"), label_map=swapped, class_thresholds={"bicycle": 0.4})

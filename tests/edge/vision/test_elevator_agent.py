@@ -27,6 +27,7 @@ from edge.vision.agent import ElevatorAgent
 from edge.vision.config import EbikeAnalyzerConfig
 from tests.edge.vision.elevator_helpers import REAL_MODEL, device_config, ebike_everywhere_model, unique
 from tests.support.mqtt import Collector
+from tests.support.paths import PROJECT_ROOT
 from tests.support.polling import wait_until
 
 
@@ -129,6 +130,30 @@ def test_edge_check_accepts_a_good_elevator_config(
     path.write_text(yaml.safe_dump(device_config(tmp_path, mosquitto, model)))
     assert main(["edge", "check", str(path)]) == 0
     assert "ok (elevator tower-a/lift-test-1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("example", ["elevator.example.yaml", "elevator-coco.example.yaml"])
+def test_edge_check_accepts_the_elevator_examples(
+    example: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What an installer copies must pass the installer's check: config, model load and warm-up, source."""
+    monkeypatch.chdir(PROJECT_ROOT)  # the examples name their model relative to the project
+    path = Path("firmware_configs") / example
+    assert main(["edge", "check", str(path)]) == 0, capsys.readouterr().err
+    assert "ok (elevator tower-a/" in capsys.readouterr().out
+
+
+def test_the_coco_example_reports_ebikes_through_its_label_map(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edge.vision.detector import Detector
+    from edge.vision.pipeline import detector_options
+
+    monkeypatch.chdir(PROJECT_ROOT)
+    raw = yaml.safe_load(Path("firmware_configs/elevator-coco.example.yaml").read_text())
+    config = validate_config_dict(raw)
+    assert isinstance(config, ElevatorAgentConfig)
+    detector = Detector.load(detector_options(config.elevator))
+    # Both COCO two-wheelers are reported as e-bikes, so the analyzer's trigger label exists.
+    assert "ebike" in detector.output_labels and not {"motorcycle", "bicycle"} & set(detector.output_labels)
 
 
 @pytest.mark.skipif(not REAL_MODEL.is_file(), reason="models/ebike-detector.onnx is not trained yet")

@@ -22,10 +22,8 @@ from gateway.api.health import LIVENESS_PATH
 from gateway.auth.deps import AnyCaller
 from gateway.auth.roles import TOKEN_ROLES, Role
 from gateway.auth.service import authenticate, revoke_token
-from gateway.db import migrate
-from gateway.devices import service as devices_service
 from gateway.runner import GatewayApp
-from gateway.settings import Settings
+from tests.gateway.helpers import api_only_gateway
 from tests.gateway.tokens import bearer, issue_token
 
 # Public on purpose: the API description and a liveness probe that tells nothing.
@@ -51,15 +49,8 @@ ROLE_MATRIX: dict[tuple[str, str], frozenset[Role]] = {
 
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[GatewayApp]:
-    gateway = GatewayApp(Settings(DATA_DIR=tmp_path, HTTP_PORT=0, MQTT_URL="mqtt://127.0.0.1:9"))
-    migrate(gateway.engine)
-    with gateway.session_factory() as session, session.begin():
-        devices_service.provision(
-            session=session, device_id="culvert-1", site="riverside", device_type="culvert"
-        )
-    yield gateway
-    gateway.store.close()
-    gateway.engine.dispose()
+    with api_only_gateway(tmp_path, devices=("culvert-1",)) as gateway:
+        yield gateway
 
 
 @pytest.fixture

@@ -15,10 +15,8 @@ from fastapi.testclient import TestClient
 from gateway.api.app import create_app
 from gateway.auth.roles import Role
 from gateway.auth.service import create_token
-from gateway.db import migrate
-from gateway.devices import service as devices_service
 from gateway.runner import GatewayApp
-from gateway.settings import Settings
+from tests.gateway.helpers import api_only_gateway
 from tests.gateway.tokens import bearer, issue_token
 
 DEVICE = "culvert-1"
@@ -43,14 +41,8 @@ CONTROLS = ["\x00", "\x1b", "\x7f", "\x85", "\u2028"]  # C0, DEL, C1 and the lin
 
 @pytest.fixture(scope="module")  # one gateway for all: every request here is refused and stores nothing
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayApp]:
-    data_dir = tmp_path_factory.mktemp("names")
-    gateway = GatewayApp(Settings(DATA_DIR=data_dir, HTTP_PORT=0, MQTT_URL="mqtt://127.0.0.1:9"))
-    migrate(gateway.engine)
-    with gateway.session_factory() as session, session.begin():
-        devices_service.provision(session=session, device_id=DEVICE, site="riverside", device_type="culvert")
-    yield gateway
-    gateway.store.close()
-    gateway.engine.dispose()
+    with api_only_gateway(tmp_path_factory.mktemp("names"), devices=(DEVICE,)) as gateway:
+        yield gateway
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,8 @@ from fastapi.testclient import TestClient
 
 from gateway.api.app import create_app
 from gateway.auth.roles import TOKEN_ROLES, Role
-from gateway.db import migrate
-from gateway.devices import service as devices_service
 from gateway.runner import GatewayApp
-from gateway.settings import Settings
+from tests.gateway.helpers import api_only_gateway
 from tests.gateway.tokens import bearer, issue_token
 
 DEVICE = "culvert-1"
@@ -45,14 +43,8 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
 
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[GatewayApp]:
-    # MQTT is never started: cmd and config answer 503 (declared), everything else as in service.
-    gateway = GatewayApp(Settings(DATA_DIR=tmp_path, HTTP_PORT=0, MQTT_URL="mqtt://127.0.0.1:9"))
-    migrate(gateway.engine)
-    with gateway.session_factory() as session, session.begin():
-        devices_service.provision(session=session, device_id=DEVICE, site="riverside", device_type="culvert")
-    yield gateway
-    gateway.store.close()
-    gateway.engine.dispose()
+    with api_only_gateway(tmp_path, devices=(DEVICE,)) as gateway:
+        yield gateway
 
 
 @pytest.fixture

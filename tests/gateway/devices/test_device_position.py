@@ -12,24 +12,18 @@ from fastapi.testclient import TestClient
 from citywatch.cli import main
 from gateway.api.app import create_app
 from gateway.auth.roles import Role
-from gateway.db import migrate
 from gateway.devices import service as devices_service
 from gateway.runner import GatewayApp
 from gateway.settings import Settings
+from tests.gateway.helpers import api_only_gateway
 from tests.gateway.tokens import bearer, issue_token
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[TestClient]:
-    gateway = GatewayApp(Settings(DATA_DIR=tmp_path, HTTP_PORT=0, MQTT_URL="mqtt://127.0.0.1:9"))
-    migrate(gateway.engine)
-    try:
-        with TestClient(create_app(gateway.services)) as client:
-            client.headers.update(bearer(issue_token(gateway, Role.INSTALLER)))
-            yield client
-    finally:
-        gateway.store.close()
-        gateway.engine.dispose()
+    with api_only_gateway(tmp_path) as gateway, TestClient(create_app(gateway.services)) as client:
+        client.headers.update(bearer(issue_token(gateway, Role.INSTALLER)))
+        yield client
 
 
 def _create(api: TestClient, device_id: str, **position: object) -> tuple[int, dict[str, object]]:
