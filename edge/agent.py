@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 AGENT_CLASSES: dict[str, str] = {
     "culvert": "edge.culvert.agent:CulvertAgent",
     "elevator": "edge.vision.agent:ElevatorAgent",
+    "facade": "edge.facade.agent:FacadeAgent",
 }
 
 

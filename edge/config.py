@@ -27,6 +27,7 @@ from pydantic import (
 from citywatch import __version__
 from citywatch.protocol.topics import ID_PATTERN
 from edge.culvert.config import CulvertSection, SensorSection
+from edge.facade.config import FacadeConfig  # pydantic only, like the elevator's
 from edge.vision.config import ElevatorConfig  # pydantic only: no numpy/OpenCV on import
 
 
@@ -141,9 +142,18 @@ class ElevatorAgentConfig(_AgentConfigBase):
     elevator: ElevatorConfig = Field(title="Camera, detector and e-bike analyzer")
 
 
+class FacadeAgentConfig(_AgentConfigBase):
+    """A facade camera watching for objects thrown from height (its part: edge/facade/config.py)."""
+
+    kind: Literal["facade"] = Field(title="Device kind")
+    facade: FacadeConfig = Field(title="Camera, building calibration and fall rules")
+
+
 AgentConfig = _AgentConfigBase
 # Register further kinds here (and their agent class in AGENT_CLASSES, edge/agent.py).
-DeviceConfig = Annotated[CulvertAgentConfig | ElevatorAgentConfig, Field(discriminator="kind")]
+DeviceConfig = Annotated[
+    CulvertAgentConfig | ElevatorAgentConfig | FacadeAgentConfig, Field(discriminator="kind")
+]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(DeviceConfig)
 
 
@@ -178,7 +188,7 @@ def _describe(exc: ValidationError) -> list[str]:
     for err in exc.errors():
         # Drop the union tag pydantic adds (e.g. 'culvert' or 'serial') from the field path.
         loc = [str(p) for p in err["loc"]]
-        if len(loc) > 1 and loc[0] in ("culvert", "elevator"):  # the DeviceConfig union's tag
+        if len(loc) > 1 and loc[0] in ("culvert", "elevator", "facade"):  # the DeviceConfig union's tag
             loc = loc[1:]
         if len(loc) > 2 and loc[0] == "sensor" and loc[1] in ("simulated", "serial", "replay"):
             loc = [loc[0], *loc[2:]]  # the sensor union's tag

@@ -13,6 +13,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     sub = sim.add_subparsers(dest="sim_command", metavar="SIM_COMMAND", required=True)
     _register_water(sub)
     _register_dispatch_centre(sub)
+    _register_facade(sub)
 
 
 def _register_dispatch_centre(sub: argparse._SubParsersAction[Any]) -> None:
@@ -95,3 +96,30 @@ def _water(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     return run_water_fleet(options, duration_s=args.duration, stop=stop)
+
+
+def _register_facade(sub: argparse._SubParsersAction[Any]) -> None:
+    facade = sub.add_parser(
+        "facade", help="facade scenarios (objects thrown from height): video + truth JSON"
+    )
+    facade.add_argument("--out", type=Path, required=True, help="directory for the videos and JSON files")
+    facade.add_argument("--seed", type=int, default=1, help="first scenario seed")
+    facade.add_argument("--count", type=int, default=1, help="scenarios: seeds seed..seed+count-1")
+    facade.add_argument("--duration", type=float, default=60.0, help="seconds per scenario")
+    facade.add_argument(
+        "--throws", type=int, default=None, help="throws per scenario (default: from the seed)"
+    )
+    facade.add_argument("--time", dest="time_of_day", choices=("day", "dusk", "night"), default=None)
+    facade.add_argument("--weather", choices=("clear", "rain", "snow", "wind"), default=None)
+    facade.add_argument("--floors", type=int, default=None, help="6..33 (default: from the seed)")
+    facade.add_argument("--distractors", type=float, default=1.0, help="distractor rate: 0 none, 1 busy")
+    facade.add_argument("--size", default="1920x1080", help="WxH (default: %(default)s)")
+    facade.add_argument("--fps", type=float, default=25.0)
+    facade.add_argument("--format", choices=("mp4", "avi"), default="mp4", help="mp4 (mp4v) or avi (MJPG)")
+    facade.set_defaults(handler=_facade)
+
+
+def _facade(args: argparse.Namespace) -> int:
+    from simulators.facade.cli import run
+
+    return run(args)

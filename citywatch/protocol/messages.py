@@ -234,7 +234,33 @@ class ObjectThrownDetails(_Details):
     """``details`` of an ``object_thrown`` event."""
 
     fall_height_m: float | None = Field(default=None, title="Fall height", description="Metres.")
-    floor_estimate: int | None = Field(default=None, title="Floor estimate", description="Floor thrown from.")
+    floor_estimate: int | None = Field(
+        default=None, title="Floor estimate", description="Floor thrown from, 1-based as the building counts."
+    )
+    floor_confidence: float | None = Field(
+        default=None, ge=0.0, le=1.0, title="Floor confidence", description="How sure the floor is, 0 to 1."
+    )
+    origin_column: int | None = Field(
+        default=None,
+        ge=1,
+        title="Window column",
+        description="1-based from the facade's left, where calibrated.",
+    )
+    release_height_m: float | None = Field(
+        default=None, title="Release height", description="Metres above the ground where the fall began."
+    )
+    fall_duration_s: float | None = Field(default=None, ge=0.0, title="Fall duration", description="Seconds.")
+    impact: Literal["ground", "stopped"] | None = Field(
+        default=None,
+        title="Impact",
+        description="ground: the fitted fall reaches the ground; stopped: it was seen coming to rest.",
+    )
+    impact_x_m: float | None = Field(
+        default=None, title="Impact place", description="Metres along the facade from its left edge."
+    )
+    object_size_m: float | None = Field(
+        default=None, ge=0.0, title="Object size", description="Rough size of the object, metres."
+    )
 
 
 class IllegalParkingDetails(_Details):

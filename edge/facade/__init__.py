@@ -1,0 +1,1 @@
+"""The facade camera: objects thrown from height, the floor and window they came from."""
