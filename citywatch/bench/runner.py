@@ -73,12 +73,19 @@ def _suite_vision(options: BenchOptions, work: Path) -> dict[str, Any]:
     return bench_pipeline(model=model, frames=45 if options.quick else 120, workdir=work)
 
 
+def _suite_facade(options: BenchOptions, work: Path) -> dict[str, Any]:
+    from citywatch.bench.facade import bench_facade
+
+    return bench_facade(frames=100 if options.quick else 250, workdir=work)
+
+
 SUITES: dict[str, Callable[[BenchOptions, Path], dict[str, Any]]] = {
     "ingest": _suite_ingest,
     "latency": _suite_latency,
     "memory": _suite_memory,
     "influx": _suite_influx,
     "vision": _suite_vision,
+    "facade": _suite_facade,
 }
 
 

@@ -74,6 +74,90 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         help="use the simulator's ground-truth boxes instead of the model: scores the analyzer alone",
     )
     ebike.set_defaults(handler=_ebike)
+    _register_throwing(sub)
+
+
+def _register_throwing(sub: argparse._SubParsersAction[Any]) -> None:
+    from citywatch.evaluation.throwing import HELD_OUT_SEED, TUNING_SEED
+
+    throwing = sub.add_parser(
+        "throwing",
+        help="facade camera: throws detected, false alarms per hour, origin floor, detection delay",
+        description="Progress on stderr; a table, then one JSON object with every figure as the last line. "
+        f"Default: held-out simulated scenarios (seeds from {HELD_OUT_SEED}).",
+    )
+    throwing.add_argument(
+        "--data",
+        type=Path,
+        help="directory of videos with <video>.json facade ground truth (docs/evaluation.md)",
+    )
+    throwing.add_argument(
+        "--quick", action="store_true", help="4 short scenarios (a smoke run, not a measurement)"
+    )
+    throwing.add_argument(
+        "--scenarios", type=int, default=24, help="simulated scenarios (default: %(default)s)"
+    )
+    throwing.add_argument(
+        "--duration", type=float, default=30.0, help="seconds per simulated scenario (default: %(default)s)"
+    )
+    throwing.add_argument(
+        "--seed", type=int, default=None, help=f"first scenario seed (default: held-out {HELD_OUT_SEED})"
+    )
+    throwing.add_argument(
+        "--tuning",
+        action="store_true",
+        help=f"score the tuning seeds (from {TUNING_SEED}) instead of the held-out ones",
+    )
+    throwing.add_argument(
+        "--size", default="1280x720", help="simulated render size WxH (default: %(default)s)"
+    )
+    throwing.add_argument(
+        "--fps", type=float, default=25.0, help="simulated frame rate (default: %(default)s)"
+    )
+    throwing.set_defaults(handler=_throwing)
+
+
+def _throwing(args: argparse.Namespace) -> int:
+    from citywatch.evaluation import throwing
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"eval throwing: --size {args.size!r} must look like 1280x720", file=sys.stderr)
+        return 2
+    if args.scenarios < 1 or args.duration <= 0:
+        print("eval throwing: --scenarios and --duration must be positive", file=sys.stderr)
+        return 2
+    try:
+        if args.data is not None:
+            jobs = throwing.video_jobs(args.data)
+            progress(f"scoring {len(jobs)} videos from {args.data}")
+        else:
+            seed = args.seed
+            if seed is None:
+                seed = throwing.TUNING_SEED if args.tuning else throwing.HELD_OUT_SEED
+            count, duration = (4, 15.0) if args.quick else (args.scenarios, args.duration)
+            jobs = throwing.held_out_jobs(count, seed, duration)
+            progress(
+                f"scoring {count} simulated scenarios of {duration:g} s (seeds {seed}..{seed + count - 1}, "
+                f"{width}x{height} at {args.fps:g} fps)"
+            )
+        summary = throwing.evaluate(jobs, size=(width, height), fps=args.fps, progress=progress)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as exc:
+        print(f"eval throwing: {exc}", file=sys.stderr)
+        return 2
+    summary["source"] = str(args.data) if args.data is not None else "simulated"
+    if args.data is None:
+        summary["seeds"] = f"{jobs[0].seed}..{jobs[-1].seed}"
+        summary["size"] = f"{width}x{height}"
+        summary["fps"] = args.fps
+    for line in throwing.table(summary):
+        print(line)
+    print(json.dumps(summary, sort_keys=True), flush=True)
+    return 0
 
 
 def _say(line: str) -> None:

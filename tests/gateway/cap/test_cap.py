@@ -265,6 +265,31 @@ def test_area_web_times_and_parameters() -> None:
     assert parameters["citywatch:condition"] == "active"
 
 
+def test_a_throw_says_which_floor_and_window_it_came_from() -> None:
+    throw = _event(
+        event_type="object_thrown",
+        severity=Severity.CRITICAL,
+        device_id="facade-0001",
+        details={"floor_estimate": 12, "origin_column": 3, "floor_confidence": 0.871, "fall_height_m": 33.46},
+    )
+    alert = render_alert(throw, change=CapChange.RAISED, sent=T0, sequence=0)
+    assert _text(alert.xml, "cap:info/cap:description") == [
+        "Object thrown from height reported by device facade-0001 at site culvert-xinqiao-3; "
+        "from floor 12, window column 3 (floor confidence 0.87), a 33.5 m fall; "
+        "severity critical, work item dispatched; handled by transport_bureau."
+    ]
+    unplaced = render_alert(
+        _event(event_type="object_thrown", details={"fall_height_m": 20.0}),
+        change=CapChange.RAISED,
+        sent=T0,
+        sequence=0,
+    )
+    [description] = _text(unplaced.xml, "cap:info/cap:description")
+    assert "floor" not in description  # no origin claimed when the device could not place it
+    water = _text(_chain()[0].xml, "cap:info/cap:description")[0]
+    assert "from floor" not in water
+
+
 def test_parsed_back_by_capparselib() -> None:
     alert, update, cancel = _chain()
     for message in (alert, update, cancel):
