@@ -26,8 +26,8 @@ class _Strict(BaseModel):
 
 class FacadeSimulatorSourceConfig(_Strict):
     """The facade simulator (simulators/facade), opened by name through the ``camera.facade_simulator``
-    entry point: the edge imports nothing from the simulators. Its fields mirror the simulator's own
-    source model (where the thrown object kinds can also be chosen)."""
+    entry point: the edge imports nothing from the simulators. The simulator's own source model extends
+    this one (its callers may also choose the thrown object kinds)."""
 
     kind: Literal["facade_simulator"] = "facade_simulator"
     seed: int = Field(default=1, title="Scenario seed", description="The building, camera and events.")

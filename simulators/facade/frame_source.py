@@ -10,10 +10,11 @@ fields; the camera section gives the frame rate and size.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from edge.facade.config import FacadeSimulatorSourceConfig as EdgeFacadeSimulatorSourceConfig
 from edge.vision.sources import Frame, SourceError
 from simulators.facade.physics import OBJECT_KINDS
 from simulators.facade.render import FacadeRenderer
@@ -21,41 +22,14 @@ from simulators.facade.scenario import Scenario, calibration, make_scenario, tru
 from simulators.facade.video import frame_count
 
 
-class FacadeSimulatorSourceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class FacadeSimulatorSourceConfig(EdgeFacadeSimulatorSourceConfig):
+    """The edge's ``facade_simulator`` source section, plus what only the simulator's own callers choose."""
 
-    kind: Literal["facade_simulator"] = Field(default="facade_simulator", title="Source kind")
-    seed: int = Field(default=1, title="Scenario seed", description="The building, camera and events.")
-    duration_s: float = Field(
-        default=600.0, gt=0, title="Scenario length, seconds", description="Then the source ends."
-    )
-    throws: int | None = Field(
-        default=None,
-        ge=0,
-        title="Throws",
-        description="How many objects are thrown; None: drawn from the seed.",
-    )
-    time_of_day: Literal["day", "dusk", "night"] | None = Field(
-        default=None, title="Time of day", description="None: drawn from the seed."
-    )
-    weather: Literal["clear", "rain", "snow", "wind"] | None = Field(
-        default=None, title="Weather", description="None: drawn from the seed."
-    )
-    floors: int | None = Field(
-        default=None, ge=6, le=33, title="Floors", description="None: drawn from the seed."
-    )
     object_kinds: list[str] = Field(
         default_factory=lambda: list(OBJECT_KINDS),
         title="Thrown object kinds",
         description=f"Some of {', '.join(OBJECT_KINDS)}.",
     )
-    distractor_rate: float = Field(
-        default=1.0,
-        ge=0,
-        title="Distractor rate",
-        description="0: none; 1: a busy facade (birds, leaves, insects...).",
-    )
-    realtime: bool = Field(default=True, title="Real-time pacing", description="False fast-forwards.")
 
 
 class FacadeSimulatorSource:
