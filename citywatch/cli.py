@@ -16,6 +16,7 @@ from citywatch import __version__
 
 COMMAND_MODULES = (
     "edge.cli",
+    "edge.installer.cli",
     "gateway.cli",
     "simulators.cli",
     "citywatch.broker.cli",

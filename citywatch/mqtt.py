@@ -14,6 +14,7 @@ class MqttOptions:
     password: str | None = None
     tls: bool = False
     keepalive_s: int = 30
+    ca_file: str | None = None  # PEM CA the broker's certificate is checked against; None: the system's
 
     @classmethod
     def from_url(cls, url: str) -> MqttOptions:

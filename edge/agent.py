@@ -7,6 +7,7 @@ strings, imported on demand so a culvert device never imports the vision stack).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -26,6 +27,7 @@ AGENT_CLASSES: dict[str, str] = {
     "culvert": "edge.culvert.agent:CulvertAgent",
     "elevator": "edge.vision.agent:ElevatorAgent",
     "facade": "edge.facade.agent:FacadeAgent",
+    "street": "edge.street.agent:StreetAgent",
 }
 
 
@@ -45,19 +47,23 @@ def build_agent(config: AgentConfig, **kwargs: Any) -> RunnableAgent:
     return agent
 
 
-def run_agent(config: AgentConfig) -> int:
-    """Run until SIGTERM/SIGINT, then stop cleanly (flushing what the broker accepts)."""
-    agent = build_agent(config)
+def run_agent(config: AgentConfig, *, boot: Any = None) -> int:
+    """Run until SIGTERM/SIGINT, then stop cleanly (flushing what the broker accepts).
+
+    Pushed configs are applied while it runs (live, or by restarting the agent: edge/installer/live.py);
+    ``boot`` (edge.installer.bundle.Boot) is the bundle it started from: its trusted keys and state."""
+    from edge.installer.live import LiveAgent
+
+    live = LiveAgent(config, build=build_agent, boot=boot)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    agent.start()
+    live.start()
     try:
-        while not stop.wait(1.0):
-            pass
+        live.run_until(stop)
     finally:
         log.info("stopping")
-        agent.stop()
+        live.stop()
     return 0
 
 
@@ -70,9 +76,21 @@ def rss_mb() -> float:
         return 0.0
 
 
+def mqtt_options(config: AgentConfig) -> MqttOptions:
+    """The broker URL, with the device's user, its password (read from ``password_file``) and CA."""
+    options = MqttOptions.from_url(config.mqtt.url)
+    section = config.mqtt
+    if section.username is not None:
+        password = section.password_file.read_text().strip() if section.password_file else None
+        options = dataclasses.replace(options, username=section.username, password=password)
+    if section.ca_file is not None:
+        options = dataclasses.replace(options, ca_file=str(section.ca_file))
+    return options
+
+
 def uplink_for(config: AgentConfig, on_command: Any = None) -> Uplink:
     return Uplink(
-        MqttOptions.from_url(config.mqtt.url),
+        mqtt_options(config),
         config.device.site,
         config.device.id,
         DeviceType(getattr(config, "kind", "culvert")),

@@ -1,4 +1,5 @@
-"""``citywatch edge run|check|schema``: run a device agent, validate a config, export the config schema."""
+"""``citywatch edge run|check|schema``: run a device agent (from a config or a bundle), validate configs
+(``check`` is ``citywatch config check``), export the config schema."""
 
 from __future__ import annotations
 
@@ -14,13 +15,23 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     edge = commands.add_parser("edge", help="edge device agents")
     sub = edge.add_subparsers(dest="edge_command", metavar="EDGE_COMMAND", required=True)
 
-    run = sub.add_parser("run", help="run the agent described by a device config until SIGTERM/SIGINT")
-    run.add_argument("config", type=Path, help="device config YAML (see firmware_configs/)")
+    run = sub.add_parser(
+        "run",
+        help="run the agent described by a device config (or a flashed bundle) until SIGTERM/SIGINT",
+        description="Pushed configs are applied while it runs. From a bundle (citywatch config flash) the "
+        "agent checks checksums and signature first, runs in the bundle's folder, accepts only configs "
+        "signed by the keys it trusts and keeps the last one it accepted for the next boot.",
+    )
+    run.add_argument("config", type=Path, nargs="?", help="device config YAML (see firmware_configs/)")
+    run.add_argument("--bundle", type=Path, help="a bundle folder written by `citywatch config flash`")
     run.set_defaults(handler=_run)
 
-    check = sub.add_parser("check", help="validate a device config and print its version (exit 2 if invalid)")
-    check.add_argument("config", type=Path, nargs="+")
-    check.set_defaults(handler=_check)
+    from edge.installer.cli import add_check_arguments
+
+    check = sub.add_parser(
+        "check", help="the same as `citywatch config check`: every mistake in every file (exit 2 on any)"
+    )
+    add_check_arguments(check)
 
     schema = sub.add_parser("schema", help="write the device config JSON schema")
     schema.add_argument("--output", "-o", type=Path, default=DEFAULT_SCHEMA_PATH, help="'-' for stdout")
@@ -38,9 +49,32 @@ def _load(path: Path) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config is None:
+    if (args.config is None) == (args.bundle is None):
+        print("give a config file or --bundle DIR (one of them)", file=sys.stderr)
         return 2
+    boot = None
+    if args.bundle is not None:
+        import os
+
+        from edge.installer.bundle import BundleError, load_bundle
+
+        try:
+            boot = load_bundle(args.bundle)
+        except BundleError as exc:
+            print(
+                f"{exc.render()}\ncannot start: flash the device again (citywatch config flash)",
+                file=sys.stderr,
+            )
+            return 2
+        os.chdir(boot.directory)  # the bundle's config names its files relative to it
+        config = boot.config
+        origin = "the config pushed since" if boot.from_push else "the flashed config"
+        print(f"{args.bundle}: verified; running {origin}, version {config.version}", file=sys.stderr)
+    else:
+        config = _load(args.config)
+        if config is None:
+            return 2
+    where = args.bundle or args.config
     import sqlite3
 
     from edge.agent import run_agent
@@ -48,34 +82,13 @@ def _run(args: argparse.Namespace) -> int:
     from edge.vision.errors import VisionStartError  # stdlib-only module
 
     try:
-        return run_agent(config)
+        return run_agent(config, boot=boot)
     except (VisionStartError, NoSourceDriver) as exc:  # missing model, unusable or unprovided source
-        print(f"{args.config}: cannot start: {exc}", file=sys.stderr)
+        print(f"{where}: cannot start: {exc}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:  # serial port missing, outbox directory read-only, ...
-        print(f"{args.config}: cannot start: {exc}", file=sys.stderr)
+        print(f"{where}: cannot start: {exc}", file=sys.stderr)
         return 2
-
-
-def _check(args: argparse.Namespace) -> int:
-    status = 0
-    for path in args.config:
-        config = _load(path)
-        if config is None:
-            status = 2
-            continue
-        if config.kind == "elevator":  # the model must load and the video file exist, before the truck leaves
-            from edge.vision.agent import preflight
-
-            problems = preflight(config)
-            if problems:
-                print(f"{path}: cannot start:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
-                status = 2
-                continue
-        print(
-            f"{path}: ok ({config.kind} {config.device.site}/{config.device.id}, config version {config.version})"
-        )
-    return status
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -9,8 +9,6 @@ kind-specific part, defined in the kind's own package (``edge/culvert/config.py`
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,9 +23,11 @@ from pydantic import (
 )
 
 from citywatch import __version__
+from citywatch.protocol.messages import config_version as document_version
 from citywatch.protocol.topics import ID_PATTERN
 from edge.culvert.config import CulvertSection, SensorSection
 from edge.facade.config import FacadeConfig  # pydantic only, like the elevator's
+from edge.street.config import StreetConfig  # pydantic only, like the elevator's
 from edge.vision.config import ElevatorConfig  # pydantic only: no numpy/OpenCV on import
 
 
@@ -60,6 +60,25 @@ class MqttSection(_Section):
     reconnect_max_s: float = Field(
         default=30.0, gt=0, le=3600, title="Longest reconnect delay", description="Seconds."
     )
+    username: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        title="MQTT user",
+        description="The device's broker account; `citywatch config flash` sets it to the device id and "
+        "writes a fresh password to the bundle (mqtt/password).",
+    )
+    password_file: Path | None = Field(
+        default=None,
+        title="MQTT password file",
+        description="File holding the password (never the password itself: a config is pushed over MQTT); "
+        "in a bundle mqtt/password.",
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        title="Broker CA certificate",
+        description="PEM file the broker's TLS certificate is checked against (mqtts:// only); default: the "
+        "system's CAs. `citywatch config flash` copies it into the bundle (mqtt/ca.crt).",
+    )
 
     @field_validator("url")
     @classmethod
@@ -74,6 +93,10 @@ class MqttSection(_Section):
     def _backoff_order(self) -> MqttSection:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        if self.ca_file is not None and not self.url.startswith("mqtts://"):
+            raise ValueError("ca_file is for TLS: use an mqtts:// URL (port 8883) or drop ca_file")
+        if self.username is not None and "@" in self.url:
+            raise ValueError("the URL carries a user too: give the user in username only")
         return self
 
 
@@ -149,18 +172,25 @@ class FacadeAgentConfig(_AgentConfigBase):
     facade: FacadeConfig = Field(title="Camera, building calibration and fall rules")
 
 
+class StreetAgentConfig(_AgentConfigBase):
+    """A street camera over no-parking zones: warn, give grace, record violations (edge/street/config.py)."""
+
+    kind: Literal["street"] = Field(title="Device kind")
+    street: StreetConfig = Field(title="Camera, detector, no-parking zones and their rules")
+
+
 AgentConfig = _AgentConfigBase
 # Register further kinds here (and their agent class in AGENT_CLASSES, edge/agent.py).
 DeviceConfig = Annotated[
-    CulvertAgentConfig | ElevatorAgentConfig | FacadeAgentConfig, Field(discriminator="kind")
+    CulvertAgentConfig | ElevatorAgentConfig | FacadeAgentConfig | StreetAgentConfig,
+    Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(DeviceConfig)
 
 
 def config_version(config: BaseModel) -> str:
-    """Short hash of the normalized config: equal meaning, equal version."""
-    normalized = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(normalized.encode()).hexdigest()[:12]
+    """Short hash of the normalized config (the protocol's ``config_version``): equal meaning, equal version."""
+    return document_version(config.model_dump(mode="json"))
 
 
 def json_schema() -> dict[str, Any]:
@@ -188,7 +218,8 @@ def _describe(exc: ValidationError) -> list[str]:
     for err in exc.errors():
         # Drop the union tag pydantic adds (e.g. 'culvert' or 'serial') from the field path.
         loc = [str(p) for p in err["loc"]]
-        if len(loc) > 1 and loc[0] in ("culvert", "elevator", "facade"):  # the DeviceConfig union's tag
+        # the DeviceConfig union's tag
+        if len(loc) > 1 and loc[0] in ("culvert", "elevator", "facade", "street"):
             loc = loc[1:]
         if len(loc) > 2 and loc[0] == "sensor" and loc[1] in ("simulated", "serial", "replay"):
             loc = [loc[0], *loc[2:]]  # the sensor union's tag

@@ -53,9 +53,11 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
     # Subcommands of the gateway's other packages (standard library only at their module level).
     from gateway.auth import cli as auth_cli
+    from gateway.devices import cli as devices_cli
     from gateway.routing import cli as routing_cli
 
     auth_cli.register(sub)
+    devices_cli.register(sub)
     routing_cli.register(sub)
 
 

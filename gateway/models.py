@@ -5,6 +5,7 @@ from gateway.db import Base
 from gateway.devices.models import Device, DeviceAudit
 from gateway.dispatch.models import OutboxMessage, WebhookEndpoint
 from gateway.events.models import Event, EventAudit, EventCapMessage, EventRevision
+from gateway.evidence.models import EvidenceItem, EvidencePart
 
 __all__ = [
     "ApiToken",
@@ -15,6 +16,8 @@ __all__ = [
     "EventAudit",
     "EventCapMessage",
     "EventRevision",
+    "EvidenceItem",
+    "EvidencePart",
     "OutboxMessage",
     "WebhookEndpoint",
 ]

@@ -9,6 +9,7 @@ with GatewayApp(Settings(MQTT_URL=broker.url, DATA_DIR=tmp)) as gateway:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import socket
 import threading
@@ -33,6 +34,7 @@ from gateway.dispatch import service as dispatch_service
 from gateway.dispatch.worker import DeliveryOptions, DispatchWorker
 from gateway.events.escalation import EscalationLoop
 from gateway.events.policy import EVENT_POLICY_KEY, EventPolicy, default_routing
+from gateway.evidence.service import EvidenceOptions
 from gateway.ingest.broker_session import BrokerSessionWatch, ingested_before
 from gateway.ingest.consumer import IngestOptions, MqttIngest
 from gateway.ingest.feedback import FeedbackLimiter, RefusalFeedback
@@ -107,9 +109,16 @@ class GatewayApp:
             stats=self.stats,
             refusals=self.refusals,
             snapshot_dir=self.settings.snapshot_dir,
+            evidence=EvidenceOptions(
+                root=self.settings.evidence_dir,
+                max_bytes=self.settings.EVIDENCE_MAX_BYTES,
+                partial_max_age=timedelta(hours=self.settings.EVIDENCE_PARTIAL_MAX_AGE_H),
+            ),
         )
         self.ingest = MqttIngest(
-            mqtt_options=MqttOptions.from_url(self.settings.MQTT_URL),
+            mqtt_options=dataclasses.replace(
+                MqttOptions.from_url(self.settings.MQTT_URL), ca_file=self.settings.MQTT_CA_FILE
+            ),
             options=IngestOptions(
                 client_id=self.settings.MQTT_CLIENT_ID,
                 max_payload_bytes=self.settings.MAX_PAYLOAD_BYTES,
@@ -132,6 +141,7 @@ class GatewayApp:
             session_factory=self.session_factory,
             read_session_factory=self.read_session_factory,
             offline_after=timedelta(seconds=self.settings.DEVICE_OFFLINE_AFTER_S),
+            config_drift_after=timedelta(seconds=self.settings.CONFIG_DRIFT_AFTER_S),
             options=presence,
             on_outbox_changed=self.worker.wake,
         )

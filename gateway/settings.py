@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from citywatch.protocol.codec import DEFAULT_MAX_PAYLOAD_BYTES
-from citywatch.protocol.messages import EventType
+from citywatch.protocol.messages import MAX_EVIDENCE_CHUNK_BYTES, MAX_EVIDENCE_PARTS, EventType
 from gateway.cap.models import CAP_TOKEN_PATTERN, CapStatus
 
 
@@ -90,6 +90,20 @@ class Settings(BaseSettings):
         description="A device not heard from for this long (a will included) is reported 'silent' and "
         "gets a device_offline event, which ends when it is heard from again.",
     )
+    CONFIG_DRIFT_AFTER_S: float = Field(
+        default=900.0,
+        gt=0,
+        title="Config drift after, seconds",
+        description="A device still reporting another config version this long after one was pushed to it "
+        "(refused, never received, or fallen back to its last good one) gets a config_drift event, which "
+        "ends when it reports the pushed version.",
+    )
+    MQTT_CA_FILE: str | None = Field(
+        default=None,
+        title="Broker CA certificate",
+        description="PEM file the broker's certificate is checked against with an mqtts:// MQTT_URL "
+        "(default: the system's CAs). User and password go in the URL: mqtts://gateway:PASSWORD@host:8883.",
+    )
     COMMAND_EXPIRY_S: int = Field(
         default=300,
         ge=1,
@@ -141,6 +155,22 @@ class Settings(BaseSettings):
         title="Degraded after a lost broker session, seconds",
         description="When the broker comes back without the gateway's persistent session (it restarted "
         "before saving it), /health says degraded for this long.",
+    )
+    EVIDENCE_MAX_BYTES: int = Field(
+        default=32 * 1024 * 1024,
+        gt=0,
+        le=MAX_EVIDENCE_PARTS * MAX_EVIDENCE_CHUNK_BYTES,
+        title="Largest evidence item, bytes",
+        description="An evidence item (a clip, a photo) declaring more is refused (evidence_too_large), "
+        "part by part, and never stored.",
+    )
+    EVIDENCE_PARTIAL_MAX_AGE_H: float = Field(
+        default=72.0,
+        gt=0,
+        title="Partial evidence kept, hours",
+        description="An evidence item still missing parts this long after its latest part came is dropped "
+        "(logged). Its device has forgotten the parts already receipted, so keep this longer than the "
+        "longest network outage you expect in the middle of sending an item.",
     )
 
     ROUTING_FILE: Path | None = Field(
@@ -255,6 +285,11 @@ class Settings(BaseSettings):
     def snapshot_dir(self) -> Path:
         """Evidence JPEGs, one ``<snapshot_id>.jpg`` each: the ingest writes them, the API serves them."""
         return self.DATA_DIR / "snapshots"
+
+    @property
+    def evidence_dir(self) -> Path:
+        """Evidence items, ``<device_id>/<evidence_id>.<mp4|jpg>``: the ingest writes them, the API serves them."""
+        return self.DATA_DIR / "evidence"
 
     @property
     def influx_spill_dir(self) -> Path:

@@ -14,6 +14,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     _register_water(sub)
     _register_dispatch_centre(sub)
     _register_facade(sub)
+    _register_street(sub)
 
 
 def _register_dispatch_centre(sub: argparse._SubParsersAction[Any]) -> None:
@@ -121,5 +122,45 @@ def _register_facade(sub: argparse._SubParsersAction[Any]) -> None:
 
 def _facade(args: argparse.Namespace) -> int:
     from simulators.facade.cli import run
+
+    return run(args)
+
+
+def _register_street(sub: argparse._SubParsersAction[Any]) -> None:
+    street = sub.add_parser(
+        "street", help="street scenarios (illegal parking): video or frame directory + truth JSON"
+    )
+    street.add_argument("--out", type=Path, required=True, help="directory for the videos and JSON files")
+    street.add_argument(
+        "--scenario",
+        default="busy_mixed",
+        help="overstay, leaves_in_grace, drop_off, queue, jam, double_park, bus_stop, occluded, swap, "
+        "busy_mixed or random (a held-out style mix drawn from the seed); default: %(default)s",
+    )
+    street.add_argument("--seed", type=int, default=1, help="first scenario seed")
+    street.add_argument("--count", type=int, default=1, help="scenarios: seeds seed..seed+count-1")
+    street.add_argument(
+        "--duration", type=float, default=None, help="seconds per scenario (default: the scenario's own length)"
+    )
+    street.add_argument("--time", dest="time_of_day", choices=("day", "dusk", "night"), default=None)
+    street.add_argument("--weather", choices=("clear", "rain"), default=None)
+    street.add_argument("--size", default="1920x1080", help="WxH (default: %(default)s)")
+    street.add_argument("--fps", type=float, default=10.0)
+    street.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="fast-forward: scenario seconds per video second (10: a 15-minute scenario in 90 s of video)",
+    )
+    street.add_argument("--dwell", type=float, default=120.0, help="rules: seconds before the warning")
+    street.add_argument("--grace", type=float, default=600.0, help="rules: seconds from warning to violation")
+    street.add_argument(
+        "--format", choices=("mp4", "avi", "frames"), default="mp4", help="mp4 (mp4v), avi (MJPG) or a JPEG frame directory"
+    )
+    street.set_defaults(handler=_street)
+
+
+def _street(args: argparse.Namespace) -> int:
+    from simulators.street.cli import run
 
     return run(args)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-SUITES = ("ingest", "latency", "memory", "influx", "vision", "facade")
+SUITES = ("ingest", "latency", "memory", "influx", "vision", "facade", "street")
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     parser = commands.add_parser(
         "bench",
-        help="measure ingest rate, event latency, memory, InfluxDB ingest, the vision pipeline and the facade analyzer",
+        help="measure ingest rate, event latency, memory, InfluxDB ingest, the vision pipeline, the facade analyzer and the street agent",
         description="Runs on loopback with its own Mosquitto (project config). The last stdout line is JSON.",
     )
     parser.add_argument(

@@ -79,6 +79,12 @@ def _suite_facade(options: BenchOptions, work: Path) -> dict[str, Any]:
     return bench_facade(frames=100 if options.quick else 250, workdir=work)
 
 
+def _suite_street(options: BenchOptions, work: Path) -> dict[str, Any]:
+    from citywatch.bench.street import bench_street
+
+    return bench_street(seconds=20.0 if options.quick else 50.0, workdir=work)
+
+
 SUITES: dict[str, Callable[[BenchOptions, Path], dict[str, Any]]] = {
     "ingest": _suite_ingest,
     "latency": _suite_latency,
@@ -86,6 +92,7 @@ SUITES: dict[str, Callable[[BenchOptions, Path], dict[str, Any]]] = {
     "influx": _suite_influx,
     "vision": _suite_vision,
     "facade": _suite_facade,
+    "street": _suite_street,
 }
 
 

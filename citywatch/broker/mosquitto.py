@@ -14,7 +14,7 @@ from pathlib import Path
 from citywatch.local_server import LocalServer, free_port
 from citywatch.polling import wait_until
 
-__all__ = ["MosquittoBroker", "free_port", "mosquitto_binary", "wait_for_port"]
+__all__ = ["BrokerAuth", "BrokerTls", "MosquittoBroker", "free_port", "mosquitto_binary", "wait_for_port"]
 
 BASE_CONFIG = resources.files("citywatch.broker").joinpath("mosquitto.conf")
 
@@ -25,15 +25,48 @@ def mosquitto_binary() -> str | None:
     )
 
 
-def write_config(data_dir: Path, port: int) -> Path:
+@dataclass(frozen=True, slots=True)
+class BrokerAuth:
+    """Accounts and ACL (citywatch/broker/auth.py writes both); anonymous clients are refused."""
+
+    password_file: Path
+    acl_file: Path
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerTls:
+    """A TLS listener on ``port`` beside the plain one (server certificate signed by ``ca_file``)."""
+
+    port: int
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def write_config(
+    data_dir: Path, port: int, *, auth: BrokerAuth | None = None, tls: BrokerTls | None = None
+) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     conf = data_dir / "mosquitto.conf"
+    base = BASE_CONFIG.read_text()
+    extra = ""
+    if auth is not None:
+        base = base.replace("allow_anonymous true", "allow_anonymous false")
+        extra += f"password_file {auth.password_file}\nacl_file {auth.acl_file}\n"
+    listeners = f"\nlistener {port} 127.0.0.1\n"
+    if tls is not None:
+        listeners += (
+            f"listener {tls.port} 127.0.0.1\ncafile {tls.ca_file}\ncertfile {tls.cert_file}\n"
+            f"keyfile {tls.key_file}\ntls_version tlsv1.2\n"
+        )
     # Started as root, mosquitto drops to user "mosquitto", which cannot write our data dir: it would
     # then run without its persistence file, silently forgetting queued messages on restart.
     conf.write_text(
-        BASE_CONFIG.read_text()
+        base
         + f"\nuser {getpass.getuser()}\n"
-        + f"\nlistener {port} 127.0.0.1\npersistence_location {data_dir}/\n"
+        + extra
+        + listeners
+        + f"persistence_location {data_dir}/\n"
         + f"log_dest file {data_dir}/mosquitto.log\n"
     )
     return conf
@@ -54,22 +87,42 @@ def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
 
 @dataclass
 class MosquittoBroker(LocalServer):
-    """A Mosquitto process on a loopback port; ``stop()`` then ``start()`` restarts it on the same port."""
+    """A Mosquitto process on a loopback port; ``stop()`` then ``start()`` restarts it on the same port.
+
+    ``auth``: accounts and ACL, anonymous refused; ``tls``: a TLS listener too (``tls_url``); ``reload()``
+    makes it read the password and ACL files again (SIGHUP), as an operator does after a change."""
+
+    auth: BrokerAuth | None = None
+    tls: BrokerTls | None = None
 
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
+    @property
+    def tls_url(self) -> str:
+        if self.tls is None:
+            raise RuntimeError("this broker has no TLS listener")
+        return f"mqtts://{self.host}:{self.tls.port}"
+
+    def reload(self) -> None:
+        """Read the password and ACL files again (SIGHUP); connected clients are checked again too."""
+        if self._process is None:
+            raise RuntimeError("mosquitto is not running")
+        self._process.send_signal(signal.SIGHUP)
+
     def start(self) -> MosquittoBroker:
         binary = mosquitto_binary()
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed (Debian: apt-get install mosquitto)")
-        conf = write_config(self.data_dir, self.port)
+        conf = write_config(self.data_dir, self.port, auth=self.auth, tls=self.tls)
         self._process = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         try:
             wait_for_port(self.host, self.port)
+            if self.tls is not None:
+                wait_for_port(self.host, self.tls.port)
         except TimeoutError:
             self.stop()
             log_path = self.data_dir / "mosquitto.log"

@@ -164,14 +164,21 @@ def run_demo(options: DemoOptions) -> int:
     try:
         gateway.start()
         api_token = _admin_token(gateway)
+        console_logins = _console_logins(gateway)
         with gateway.session_factory() as session, session.begin():
             provision_demo_devices(session)
         agents = start_demo_culverts(
             mqtt_url=broker.url, outbox_dir=data_dir / "devices", speed=options.speed
         )
         print(
-            f"citywatch demo: API {gateway.url}/docs  |  dispatch centre {dispatch_centre.base_url}  |  "
-            f"broker {broker.name} {broker.url}  |  {len(agents)} culverts at {options.speed:g}x speed",
+            f"citywatch demo: console {gateway.url}/  |  API {gateway.url}/docs  |  "
+            f"dispatch centre {dispatch_centre.base_url}  |  broker {broker.name} {broker.url}  |  "
+            f"{len(agents)} culverts at {options.speed:g}x speed",
+            flush=True,
+        )
+        print(
+            f"  console login (paste the token; this demo's database only): dispatcher {console_logins['dispatcher']}"
+            f"  |  viewer {console_logins['viewer']}",
             flush=True,
         )
         print(f"  API admin token (this demo's database only): Authorization: Bearer {api_token}", flush=True)
@@ -215,6 +222,7 @@ def run_demo(options: DemoOptions) -> int:
         "elapsed_s": round(status.elapsed_s, 1),
         "broker": broker.name,
         "api": gateway.url,
+        "console": f"{gateway.url}/",
     }
     print(json.dumps(summary), flush=True)
     return 0 if status.events_delivered > 0 or options.duration_s is None else 1
@@ -243,6 +251,15 @@ def _admin_token(gateway: GatewayApp) -> str:
     """Every API route needs a token; the demo makes one for whoever looks at its API."""
     with gateway.session_factory() as session, session.begin():
         return create_token(session, name="demo", role="admin").token
+
+
+def _console_logins(gateway: GatewayApp) -> dict[str, str]:
+    """Tokens to log in to the console with: a dispatcher who acts on events, a viewer who only looks."""
+    with gateway.session_factory() as session, session.begin():
+        return {
+            role: create_token(session, name=f"demo-{role}", role=role).token
+            for role in ("dispatcher", "viewer")
+        }
 
 
 def _status_line(status: DemoStatus, gateway: GatewayApp, agents: list[CulvertAgent], api_token: str) -> str:

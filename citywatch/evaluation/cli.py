@@ -75,6 +75,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     ebike.set_defaults(handler=_ebike)
     _register_throwing(sub)
+    _register_parking(sub)
 
 
 def _register_throwing(sub: argparse._SubParsersAction[Any]) -> None:
@@ -155,6 +156,151 @@ def _throwing(args: argparse.Namespace) -> int:
         summary["size"] = f"{width}x{height}"
         summary["fps"] = args.fps
     for line in throwing.table(summary):
+        print(line)
+    print(json.dumps(summary, sort_keys=True), flush=True)
+    return 0
+
+
+def _register_parking(sub: argparse._SubParsersAction[Any]) -> None:
+    from citywatch.evaluation.parking import HELD_OUT_SEED
+
+    parking = sub.add_parser(
+        "parking",
+        help="street camera: violation recall, dwell error, false warnings per camera-hour, occlusions, plates",
+        description="Progress on stderr; a table, then one JSON object with every figure as the last line. "
+        f"Default: held-out simulated scenarios (seeds from {HELD_OUT_SEED}) through the street agent's "
+        "per-frame path with the COCO detector, fast-forward.",
+    )
+    parking.add_argument(
+        "--data",
+        type=Path,
+        help="directory of videos with <video>.json street ground truth (docs/evaluation.md)",
+    )
+    parking.add_argument(
+        "--scenarios", type=int, default=16, help="simulated scenarios (default: %(default)s)"
+    )
+    parking.add_argument(
+        "--seed", type=int, default=None, help=f"first scenario seed (default: held-out {HELD_OUT_SEED})"
+    )
+    parking.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 short preset scenarios with dwell 10 s, grace 20 s (a smoke run, not a measurement)",
+    )
+    parking.add_argument(
+        "--oracle",
+        action="store_true",
+        help="the simulator's boxes instead of the detector: scores the analyzer alone",
+    )
+    parking.add_argument(
+        "--plate-reader",
+        default="citywatch",
+        help="plate reader by name (edge/street/plates.py; none: plates are not read, plate_exact is null) "
+        "(default: %(default)s)",
+    )
+    parking.add_argument(
+        "--score-threshold",
+        type=float,
+        default=None,
+        help="detector minimum score (default: the config's, 0.3)",
+    )
+    parking.add_argument(
+        "--size", default="1920x1080", help="simulated render size WxH (default: %(default)s)"
+    )
+    parking.add_argument("--fps", type=float, default=10.0, help="camera frame rate (default: %(default)s)")
+    parking.add_argument(
+        "--speed",
+        type=float,
+        default=5.0,
+        help="time-lapse: scenario seconds between analysed frames = speed / fps (default: %(default)s)",
+    )
+    parking.add_argument(
+        "--dwell", type=float, default=120.0, help="zones' dwell, seconds (default: %(default)s)"
+    )
+    parking.add_argument(
+        "--grace", type=float, default=600.0, help="zones' grace, seconds (default: %(default)s)"
+    )
+    parking.add_argument(
+        "--workers",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="processes, one onnxruntime thread each (default: %(default)s)",
+    )
+    parking.set_defaults(handler=_parking)
+
+
+def _parking(args: argparse.Namespace) -> int:
+    from citywatch.evaluation import parking
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"eval parking: --size {args.size!r} must look like 1920x1080", file=sys.stderr)
+        return 2
+    if args.scenarios < 1 or args.fps <= 0 or args.speed <= 0 or args.dwell <= 0 or args.grace <= 0:
+        print(
+            "eval parking: --scenarios, --fps, --speed, --dwell and --grace must be positive", file=sys.stderr
+        )
+        return 2
+    if args.oracle and args.data is not None:
+        print(
+            "eval parking: --oracle needs simulated scenarios (videos have no per-frame boxes)",
+            file=sys.stderr,
+        )
+        return 2
+    from edge.street.plates import PLATE_READERS
+
+    if args.plate_reader not in PLATE_READERS:
+        print(
+            f"eval parking: unknown --plate-reader {args.plate_reader!r}: known readers are "
+            f"{', '.join(sorted(PLATE_READERS))}",
+            file=sys.stderr,
+        )
+        return 2
+    quick = args.quick and args.data is None
+    options = parking.EvalOptions(
+        size=(width, height),
+        fps=args.fps,
+        speed=args.speed,
+        dwell_s=10.0 if quick else args.dwell,
+        grace_s=20.0 if quick else args.grace,
+        oracle=args.oracle,
+        plate_reader=args.plate_reader,
+        detector={"score_threshold": args.score_threshold} if args.score_threshold is not None else None,
+    )
+    try:
+        if args.data is not None:
+            jobs = parking.video_jobs(args.data)
+            progress(f"scoring {len(jobs)} videos from {args.data}")
+        else:
+            seed = parking.HELD_OUT_SEED if args.seed is None else args.seed
+            jobs = parking.quick_jobs(seed) if quick else parking.held_out_jobs(args.scenarios, seed)
+            progress(
+                f"scoring {len(jobs)} simulated scenarios (seeds {seed}..{seed + len(jobs) - 1}, {width}x{height}, "
+                f"{args.speed / args.fps:g} s between frames, dwell {options.dwell_s:g} s, grace "
+                f"{options.grace_s:g} s, {'oracle boxes' if args.oracle else 'COCO detector'}, "
+                f"plates: {args.plate_reader})"
+            )
+        summary = parking.evaluate(jobs, options, workers=max(1, args.workers), progress=progress)
+    except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as exc:
+        print(f"eval parking: {exc}", file=sys.stderr)
+        return 2
+    summary["source"] = str(args.data) if args.data is not None else "simulated"
+    summary["settings"] = {
+        "detector": "oracle (simulator truth boxes)" if args.oracle else "models/coco-centernet.onnx",
+        "score_threshold": args.score_threshold if args.score_threshold is not None else 0.3,
+        "plate_reader": args.plate_reader,
+        "dwell_s": options.dwell_s,
+        "grace_s": options.grace_s,
+    }
+    if args.data is None:
+        summary["seeds"] = f"{jobs[0].seed}..{jobs[-1].seed}"
+        summary["size"] = f"{width}x{height}"
+        summary["frame_interval_s"] = round(args.speed / args.fps, 4)
+    for line in parking.table(summary):
         print(line)
     print(json.dumps(summary, sort_keys=True), flush=True)
     return 0

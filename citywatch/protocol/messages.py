@@ -6,6 +6,8 @@ Device -> gateway messages carry ``device_id`` (must equal the topic's) and a de
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -159,6 +161,7 @@ class EventType(StrEnum):
     OBJECT_THROWN = "object_thrown"
     ILLEGAL_PARKING = "illegal_parking"
     DEVICE_OFFLINE = "device_offline"  # raised by the gateway, never by a device
+    CONFIG_DRIFT = "config_drift"  # raised by the gateway, never by a device
 
 
 class Severity(StrEnum):
@@ -264,12 +267,61 @@ class ObjectThrownDetails(_Details):
 
 
 class IllegalParkingDetails(_Details):
-    """``details`` of an ``illegal_parking`` event."""
+    """``details`` of an ``illegal_parking`` event: one stopped vehicle in one no-parking zone (a case)."""
 
+    stage: (
+        Literal["warning", "violation", "left_in_grace", "left_after_violation", "zone_hours_ended"] | None
+    ) = Field(
+        default=None,
+        title="Stage",
+        description="warning (new: stopped past the dwell, send the 'please move' notice); violation "
+        "(update: still there after the grace, record it); left_in_grace (end: it left after the "
+        "warning, the notice worked); left_after_violation (end); zone_hours_ended (end: the ban's "
+        "hours ended with the case open).",
+    )
     zone: str | None = Field(
         default=None, max_length=64, title="Zone", description="The no-parking zone's name."
     )
-    dwell_s: float | None = Field(default=None, title="Dwell", description="Seconds parked so far.")
+    dwell_s: float | None = Field(
+        default=None,
+        ge=0.0,
+        title="Dwell",
+        description="Seconds stopped in the zone within its hours (at the end: until it left).",
+    )
+    grace_s: float | None = Field(
+        default=None, ge=0.0, title="Grace", description="Seconds since the warning."
+    )
+    vehicle_class: Literal["car", "truck", "bus", "motorbike", "ebike"] | None = Field(
+        default=None, title="Vehicle class", description="car, truck (vans too), bus, motorbike, ebike."
+    )
+    plate: str | None = Field(
+        default=None,
+        max_length=16,
+        title="Plate",
+        description="The number plate as read, without the dot (e.g. 京A12345); absent when not readable.",
+    )
+    plate_colour: Literal["blue", "green", "yellow", "white", "black"] | None = Field(
+        default=None, title="Plate colour", description="blue, green (new energy), yellow, ..."
+    )
+    plate_confidence: float | None = Field(
+        default=None, ge=0.0, le=1.0, title="Plate confidence", description="The reader's, 0 to 1."
+    )
+    box: list[float] | None = Field(
+        default=None,
+        min_length=4,
+        max_length=4,
+        title="Vehicle box",
+        description="x1, y1, x2, y2 in the camera's pixels, in the photo of this stage (end: last seen).",
+    )
+    departure: Literal["drove_off", "not_seen_again"] | None = Field(
+        default=None,
+        title="Departure",
+        description="end only: drove_off (seen leaving); not_seen_again (hidden longer than the occlusion "
+        "tolerance, or another vehicle was seen standing in its place).",
+    )
+    violation_recorded: bool | None = Field(
+        default=None, title="Violation recorded", description="end only: the violation stage was reached."
+    )
 
 
 class DeviceOfflineDetails(_Details):
@@ -284,6 +336,22 @@ class DeviceOfflineDetails(_Details):
     )
 
 
+class ConfigDriftDetails(_Details):
+    """What the gateway puts in the ``config_drift`` events it raises (devices never send them)."""
+
+    desired_version: str = Field(
+        max_length=64, title="Desired", description="The config version last pushed."
+    )
+    reported_version: str | None = Field(
+        default=None, max_length=64, title="Reported", description="The version the device says it runs."
+    )
+    desired_since: str = Field(title="Pushed at", description="Gateway time of the push, ISO 8601.")
+    drift_after_s: float = Field(gt=0, title="Drift after", description="The wait that raised it, s.")
+
+
+# Conditions the gateway raises about a device itself: a device sending one is refused.
+GATEWAY_EVENT_TYPES = frozenset({EventType.DEVICE_OFFLINE, EventType.CONFIG_DRIFT})
+
 DETAILS_BY_TYPE: dict[EventType, type[_Details]] = {
     EventType.WATER_LEVEL: WaterLevelDetails,
     EventType.WATER_RISING_FAST: WaterRisingFastDetails,
@@ -292,6 +360,7 @@ DETAILS_BY_TYPE: dict[EventType, type[_Details]] = {
     EventType.OBJECT_THROWN: ObjectThrownDetails,
     EventType.ILLEGAL_PARKING: IllegalParkingDetails,
     EventType.DEVICE_OFFLINE: DeviceOfflineDetails,
+    EventType.CONFIG_DRIFT: ConfigDriftDetails,
 }
 
 
@@ -323,8 +392,8 @@ class EventMessage(_Message):
 
     @model_validator(mode="after")
     def _details_match_type(self) -> EventMessage:
-        if self.type is EventType.DEVICE_OFFLINE:
-            raise ValueError("device_offline events are raised by the gateway, not by devices")
+        if self.type in GATEWAY_EVENT_TYPES:
+            raise ValueError(f"{self.type.value} events are raised by the gateway, not by devices")
         if (self.phase is EventPhase.NEW) != (self.seq == 0):
             raise ValueError("phase 'new' must have seq 0 and later phases seq >= 1")
         DETAILS_BY_TYPE[self.type].model_validate(self.details)
@@ -358,6 +427,118 @@ class SnapshotMessage(_Message):
     outbox_seq: OutboxSeq = None
 
 
+EVIDENCE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"  # as a snapshot id
+MAX_EVIDENCE_PARTS = 512
+MAX_EVIDENCE_CHUNK_B64 = 200_000  # characters of one part's data_b64
+MAX_EVIDENCE_CHUNK_BYTES = MAX_EVIDENCE_CHUNK_B64 // 4 * 3  # what that many base64 characters hold
+# Standard alphabet, padded: whole groups of four, '=' only at the end. The schema carries it, so that a
+# vendor's validator refuses what the gateway would.
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+# One line of text for people: no C0 or C1 control character, no DEL, no line or paragraph separator
+# (the gateway's rule for names, gateway/fields.py: they would forge log lines and break CSV).
+CAPTION_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+
+
+class EvidenceKind(StrEnum):
+    CLIP = "clip"  # a video around the event (a throw: from before the fall to after the impact)
+    STILL = "still"  # an annotated frame (a throw: trajectory and origin window drawn)
+    PHOTO = "photo"  # a timestamped photo (parking: at the warning, then at the violation)
+    PLATE_CROP = "plate_crop"  # the number plate, cropped
+
+
+EVIDENCE_CONTENT_TYPES: dict[EvidenceKind, str] = {
+    EvidenceKind.CLIP: "video/mp4",
+    EvidenceKind.STILL: "image/jpeg",
+    EvidenceKind.PHOTO: "image/jpeg",
+    EvidenceKind.PLATE_CROP: "image/jpeg",
+}
+
+
+def base64_length(data_b64: str) -> int:
+    """Bytes a padded base64 string decodes to, without decoding it."""
+    return len(data_b64) // 4 * 3 - (2 if data_b64.endswith("==") else 1 if data_b64.endswith("=") else 0)
+
+
+class EvidenceMessage(_Message):
+    """One part of an evidence item (a clip, a still, a photo, a plate crop) of an event.
+
+    An item too large for one message (256 KiB) is cut into ``parts`` chunks, each sent as one message
+    through the device's outbox; the gateway keeps the parts ((device, evidence_id, part) is the key: a
+    repeat is harmless), joins them when all are there and checks ``size`` and ``sha256`` of the whole.
+    """
+
+    v: Version = 1
+    device_id: DeviceId
+    event_id: str = Field(
+        pattern=EVENT_ID_PATTERN,
+        title="Event id",
+        description="The event (of this device) the evidence belongs to; it may arrive before the event.",
+    )
+    evidence_id: str = Field(
+        pattern=EVIDENCE_ID_PATTERN,
+        title="Evidence id",
+        description="Assigned on the device; the same in every part of the item, new for every item.",
+    )
+    kind: EvidenceKind = Field(title="Kind", description="clip, still, photo or plate_crop.")
+    content_type: Literal["video/mp4", "image/jpeg"] = Field(
+        title="Content type", description="video/mp4 for a clip, image/jpeg for the others."
+    )
+    caption: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=CAPTION_PATTERN,
+        title="Caption",
+        description="Optional, for people, e.g. 'warning photo': one line, no control characters.",
+    )
+    ts: Timestamp = Field(title="Queued at", description="Device time the item was queued for sending.")
+    taken_at: Timestamp = Field(
+        title="Taken at", description="Device time the evidence shows (a clip: its first frame)."
+    )
+    part: StrictInt = Field(ge=0, title="Part", description="This chunk's number: 0 to parts - 1.")
+    parts: StrictInt = Field(
+        ge=1, le=MAX_EVIDENCE_PARTS, title="Parts", description="How many chunks the item is cut into."
+    )
+    size: StrictInt = Field(
+        gt=0,
+        le=MAX_EVIDENCE_PARTS * MAX_EVIDENCE_CHUNK_BYTES,
+        title="Size",
+        description="Bytes of the whole item (every part together).",
+    )
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        title="SHA-256",
+        description="Of the whole item, lower-case hex: the gateway checks it once every part is there.",
+    )
+    data_b64: str = Field(
+        min_length=4,
+        max_length=MAX_EVIDENCE_CHUNK_B64,
+        pattern=BASE64_PATTERN,
+        title="Chunk",
+        description="This part's bytes, base64 (standard alphabet, padded): part p holds bytes "
+        "[p * chunk, (p + 1) * chunk) of the item, for the device's chunk size.",
+        json_schema_extra={"contentEncoding": "base64"},
+    )
+    outbox_seq: OutboxSeq = None
+
+    @model_validator(mode="after")
+    def _parts_fit(self) -> EvidenceMessage:
+        if self.part >= self.parts:
+            raise ValueError(f"part is {self.part}, parts {self.parts}: parts are numbered 0 to parts - 1")
+        expected = EVIDENCE_CONTENT_TYPES[self.kind]
+        if self.content_type != expected:
+            raise ValueError(f"a {self.kind.value} is {expected}, not {self.content_type}")
+        chunk = base64_length(self.data_b64)
+        if chunk > self.size:
+            raise ValueError(f"data_b64 holds {chunk} bytes, more than the item's size ({self.size})")
+        if self.size > self.parts * MAX_EVIDENCE_CHUNK_BYTES:
+            raise ValueError(
+                f"size {self.size} does not fit in {self.parts} part(s) of at most "
+                f"{MAX_EVIDENCE_CHUNK_BYTES} bytes each"
+            )
+        return self
+
+
 class AckMessage(_Message):
     """Device -> gateway: the answer to a ``cmd`` or a ``config``."""
 
@@ -375,7 +556,15 @@ class AckMessage(_Message):
         default=None,
         pattern=NAME_PATTERN,
         title="Why not",
-        description="Optional, with ok false: expired, unknown_command, failed, invalid (a config).",
+        description="Optional, with ok false: expired, unknown_command, failed; for a config: invalid, "
+        "unsigned, bad_signature, unknown_key, wrong_device, stale, missing_file.",
+    )
+    config_version: str | None = Field(
+        default=None,
+        max_length=64,
+        title="Running config version",
+        description="Optional, answering a config: the version the device runs now (the pushed one when "
+        "accepted, the one it kept when not).",
     )
 
 
@@ -403,8 +592,57 @@ class CommandMessage(_Message):
         return self.expires is not None and now >= self.expires
 
 
+def config_version(config: dict[str, Any]) -> str:
+    """The version of a configuration document: 12 hex digits of the SHA-256 of its canonical JSON.
+
+    Devices name the configuration they run by it (the normalized document, defaults filled in), and the
+    gateway names a pushed one by it: equal documents, equal versions."""
+    return hashlib.sha256(canonical_json(config)).hexdigest()[:12]
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, ASCII only: the bytes that are hashed and signed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+KEY_ID_PATTERN = r"^[0-9a-f]{16}$"
+FilePath = Annotated[str, Field(min_length=1, max_length=200)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class TrustedKey(BaseModel):
+    """An Ed25519 public key a device accepts configurations signed by."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_id: str = Field(
+        pattern=KEY_ID_PATTERN, title="Key id", description="First 16 hex digits of the raw key's SHA-256."
+    )
+    alg: Literal["ed25519"] = Field(default="ed25519", title="Algorithm")
+    public_key: str = Field(
+        pattern=r"^[A-Za-z0-9+/]{43}=$", title="Public key", description="The 32 raw bytes, base64."
+    )
+
+
+class ConfigSignature(BaseModel):
+    """One signature over ``ConfigMessage.signed_payload()``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key_id: str = Field(pattern=KEY_ID_PATTERN, title="Key id")
+    alg: Literal["ed25519"] = Field(default="ed25519", title="Algorithm")
+    value: str = Field(
+        pattern=r"^[A-Za-z0-9+/]{86}==$", title="Signature", description="The 64 raw bytes, base64."
+    )
+
+
 class ConfigMessage(_Message):
-    """Gateway -> device, retained: the desired device configuration (same schema as the YAML file)."""
+    """Gateway -> device, retained: the desired device configuration (same schema as the YAML file).
+
+    Signed (``signatures``; made on the installer's desk by ``citywatch config push``, relayed as is by the
+    gateway): a device that trusts keys refuses an unsigned config, one signed by a key it does not trust,
+    one issued before the config it runs, and one whose ``files`` hashes do not match its files.
+    """
 
     v: Version = 1
     cmd_id: str = Field(pattern=CMD_ID_PATTERN, title="Command id", description="Echoed in the ack.")
@@ -414,6 +652,42 @@ class ConfigMessage(_Message):
         title="Configuration",
         description="The whole device configuration, as its YAML file (firmware_configs/schema/): not a patch.",
     )
+    issued_at: Timestamp | None = Field(
+        default=None,
+        title="Issued at",
+        description="Signed configs: when the desk signed it; a device refuses one older than it runs.",
+    )
+    trusted_keys: list[TrustedKey] | None = Field(
+        default=None,
+        max_length=16,
+        title="Trusted keys",
+        description="Signed configs: the keys the device trusts from now on (key rotation without re-flashing).",
+    )
+    files: dict[FilePath, Sha256] | None = Field(
+        default=None,
+        max_length=64,
+        title="Files",
+        description="Signed configs: SHA-256 of each file the config names (models), by its path.",
+    )
+    signatures: list[ConfigSignature] | None = Field(
+        default=None,
+        max_length=8,
+        title="Signatures",
+        description="Ed25519 signatures of signed_payload(): one per desk key (old and new while rotating).",
+    )
+
+    def signed_payload(self) -> bytes:
+        """What the signatures sign: the canonical JSON of config, version, issue time, keys and files."""
+        issued = self.issued_at.astimezone(UTC).isoformat().replace("+00:00", "Z") if self.issued_at else None
+        return canonical_json(
+            {
+                "config": self.config,
+                "config_version": self.config_version,
+                "files": self.files or {},
+                "issued_at": issued,
+                "trusted_keys": [key.model_dump() for key in self.trusted_keys or []],
+            }
+        )
 
 
 ReceiptRun = Annotated[
@@ -501,6 +775,7 @@ MESSAGE_BY_CHANNEL: dict[Channel, type[_Message]] = {
     Channel.TELEMETRY: TelemetryMessage,
     Channel.EVENT: EventMessage,
     Channel.SNAPSHOT: SnapshotMessage,
+    Channel.EVIDENCE: EvidenceMessage,
     Channel.ACK: AckMessage,
     Channel.CMD: CommandMessage,
     Channel.CONFIG: ConfigMessage,

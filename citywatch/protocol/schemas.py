@@ -12,7 +12,8 @@ express, are listed in docs/protocol.md, "Checked beyond the schema"):
 - dictionary keys that must match a pattern refuse other keys (pydantic writes ``patternProperties``
   alone, which lets any other key through);
 - an event's ``details`` are checked against the model for its ``type`` (``if``/``then``), a device may
-  not send ``device_offline``, and ``seq`` is 0 exactly for phase ``new``.
+  not send ``device_offline``, and ``seq`` is 0 exactly for phase ``new``;
+- an evidence item's ``content_type`` is the one its ``kind`` has (``if``/``then``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pydantic import BaseModel
 
 from citywatch.protocol.messages import (
     DETAILS_BY_TYPE,
+    EVIDENCE_CONTENT_TYPES,
+    GATEWAY_EVENT_TYPES,
     MESSAGE_BY_CHANNEL,
     PROTOCOL_VERSION,
     QOS_BY_CHANNEL,
@@ -34,6 +37,7 @@ from citywatch.protocol.messages import (
     EventMessage,
     EventPhase,
     EventType,
+    EvidenceMessage,
 )
 from citywatch.protocol.topics import DEVICE_TO_GATEWAY, GATEWAY_TO_DEVICE, Channel
 
@@ -47,7 +51,7 @@ GENERATED_BY = (
     "docs/protocol.md lists what the gateway checks beyond this schema."
 )
 # Raised by the gateway itself: a device sending it is refused.
-GATEWAY_ONLY_EVENT_TYPES = frozenset({EventType.DEVICE_OFFLINE})
+GATEWAY_ONLY_EVENT_TYPES = GATEWAY_EVENT_TYPES
 
 
 def schema_file_name(channel: Channel) -> str:
@@ -63,6 +67,8 @@ def channel_schema(channel: Channel) -> dict[str, Any]:
         _close_pattern_keys(node)
     if model is EventMessage:
         _add_event_rules(schema)
+    if model is EvidenceMessage:
+        _add_evidence_rules(schema)
     header = {
         "$schema": DIALECT,
         "$id": f"{ID_PREFIX}{channel.value}",
@@ -160,7 +166,7 @@ def _add_event_rules(schema: dict[str, Any]) -> None:
     event_type["description"] = (
         "What a device may raise. "
         + ", ".join(sorted(GATEWAY_ONLY_EVENT_TYPES))
-        + " is raised by the gateway only."
+        + " are raised by the gateway only."
     )
     rules: list[dict[str, Any]] = []
     for kind, details_model in DETAILS_BY_TYPE.items():
@@ -179,6 +185,16 @@ def _add_event_rules(schema: dict[str, Any]) -> None:
         }
     )
     schema["allOf"] = rules
+
+
+def _add_evidence_rules(schema: dict[str, Any]) -> None:
+    schema["allOf"] = [
+        {
+            "if": _field_is("kind", kind.value),
+            "then": {"properties": {"content_type": {"const": content_type}}},
+        }
+        for kind, content_type in EVIDENCE_CONTENT_TYPES.items()
+    ]
 
 
 def _details_schema(model: type[BaseModel]) -> dict[str, Any]:

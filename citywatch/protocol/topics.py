@@ -20,6 +20,7 @@ class Channel(StrEnum):
     TELEMETRY = "telemetry"  # device -> gateway
     EVENT = "event"  # device -> gateway
     SNAPSHOT = "snapshot"  # device -> gateway: evidence image for an event
+    EVIDENCE = "evidence"  # device -> gateway: one part of an event's evidence item (clip, photo...)
     ACK = "ack"  # device -> gateway: answer to a cmd or config
     CMD = "cmd"  # gateway -> device
     CONFIG = "config"  # gateway -> device, retained: desired configuration
@@ -28,7 +29,7 @@ class Channel(StrEnum):
 
 
 DEVICE_TO_GATEWAY = frozenset(
-    {Channel.STATE, Channel.TELEMETRY, Channel.EVENT, Channel.SNAPSHOT, Channel.ACK}
+    {Channel.STATE, Channel.TELEMETRY, Channel.EVENT, Channel.SNAPSHOT, Channel.EVIDENCE, Channel.ACK}
 )
 # Not ``ack`` for refusals: ``ack`` is device input, a refusal published there would be refused again.
 GATEWAY_TO_DEVICE = frozenset({Channel.CMD, Channel.CONFIG, Channel.RECEIPT, Channel.REFUSAL})

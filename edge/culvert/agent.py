@@ -24,6 +24,10 @@ from edge.uplink import Uplink
 
 log = logging.getLogger(__name__)
 
+# What a pushed config may change while the agent runs (edge/installer/live.py): the analyzer's options
+# and reporting are read at every sample; the sensor, MQTT and outbox need a new agent.
+LIVE_SECTIONS = ("culvert", "telemetry", "device.description")
+
 
 class CulvertAgent:
     """Runs in its own thread: ``CulvertAgent(config, clock=...).start()``, later ``.stop()``."""
@@ -45,6 +49,7 @@ class CulvertAgent:
         self.events_sent = 0
         self.telemetry_sent = 0
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # a live config change waits for the sample in progress
         self._report_now = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_report: datetime | None = None
@@ -78,6 +83,16 @@ class CulvertAgent:
         self.uplink.stop(flush_timeout_s=flush_timeout_s)
         self.source.close()
 
+    def apply_live(self, config: CulvertAgentConfig, changed: list[str]) -> bool:
+        """Take a pushed config without a restart when only ``LIVE_SECTIONS`` changed; False: restart."""
+        if any(not any(path == s or path.startswith(f"{s}.") for s in LIVE_SECTIONS) for path in changed):
+            return False
+        with self._lock:
+            self.config = config
+            self.analyzer.retune(config.culvert)
+            self._report_now.set()  # report at once under the new settings
+        return True
+
     def _on_command(self, command: CommandMessage) -> tuple[bool, str] | None:
         if command.command == "report_now":
             self._report_now.set()
@@ -85,13 +100,13 @@ class CulvertAgent:
         return None
 
     def _loop(self) -> None:
-        interval = self.config.culvert.sample_interval_s
         while not self._stop.is_set():
             try:
-                self.tick()
+                with self._lock:
+                    self.tick()
             except Exception:  # keep sampling: one bad reading must not silence the culvert
                 log.exception("sample failed")
-            if self.clock.wait(interval, self._stop):
+            if self.clock.wait(self.config.culvert.sample_interval_s, self._stop):
                 break
 
     def tick(self) -> None:

@@ -181,6 +181,17 @@ class CulvertAnalyzer:
         self.samples = 0
         self.rejected = 0
 
+    def retune(self, options: CulvertSection) -> None:
+        """New options from a pushed config, applied live: an open event, the trusted level and the
+        rate history stay; the next sample is judged by the new thresholds and gates."""
+        self.options = options
+        self.filter.options = options
+        self.flood.options = options
+        t = options.thresholds
+        self.flood.thresholds_cm = (t.notice_cm, t.warning_cm, t.critical_cm)
+        self.rise.options = options
+        self.faults.options = options
+
     @property
     def level_cm(self) -> float | None:
         return self.filter.level_cm

@@ -45,13 +45,14 @@ class Inbox:
             return None
         incoming = decoded.message
         reason: str | None = None
+        version: str | None = None
         if isinstance(incoming, CommandMessage):
             ok, text, reason = self._command(incoming)
         elif isinstance(incoming, ConfigMessage):
-            ok, text = answer_config_push(
+            answer = answer_config_push(
                 incoming, running_version=self.device.config_version, handler=self.on_config
             )
-            reason = None if ok else "invalid"
+            ok, text, reason, version = answer.ok, answer.message, answer.reason, answer.config_version
         else:
             return None
         log.info("%s %s -> ok=%s %s", decoded.topic.channel, getattr(incoming, "command", "config"), ok, text)
@@ -62,6 +63,7 @@ class Inbox:
             ok=ok,
             message=text[:1000],
             reason=reason,
+            config_version=version,
         )
 
     def _command(self, command: CommandMessage) -> tuple[bool, str, str | None]:

@@ -117,7 +117,7 @@ class Connection:
         if self.options.username:
             client.username_pw_set(self.options.username, self.options.password)
         if self.options.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_set(ca_certs=self.options.ca_file, cert_reqs=ssl.CERT_REQUIRED)
         client.will_set(
             self.device.topic(Channel.STATE), self.device.state("offline", self.session), qos=1, retain=True
         )

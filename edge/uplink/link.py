@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ from pydantic import BaseModel
 from citywatch import __version__
 from citywatch.mqtt import MqttOptions
 from citywatch.polling import wait_until
-from citywatch.protocol.messages import DeviceType
+from citywatch.protocol.messages import CommandMessage, DeviceType
 from citywatch.protocol.topics import Channel
 from edge.outbox import Outbox
 from edge.uplink.commands import CommandHandler, Inbox
@@ -90,6 +91,29 @@ class Uplink:
 
     def topic(self, channel: Channel) -> str:
         return self.device.topic(channel)
+
+    def set_config_handler(self, handler: ConfigHandler) -> None:
+        """Who answers config pushes from now on (edge/installer/live.py: check, then apply)."""
+        self.connection.inbox.on_config = handler
+
+    def intercept_commands(self, handler: CommandHandler) -> None:
+        """``handler`` answers commands first; those it returns None for go to the agent's own handler."""
+        inbox = self.connection.inbox
+        own = inbox.on_command
+
+        def first(command: CommandMessage) -> tuple[bool, str] | None:
+            answer = handler(command)
+            if answer is None and own is not None:
+                return own(command)
+            return answer
+
+        inbox.on_command = first
+
+    def set_config_version(self, version: str) -> None:
+        """A config applied live: births from now on, and the inbox, name this version."""
+        self.device = dataclasses.replace(self.device, config_version=version)
+        self.connection.device = self.device
+        self.connection.inbox.device = self.device
 
     def send(self, channel: Channel, message: BaseModel) -> None:
         """Durably queue a message (telemetry may be dropped when the outbox is full; nothing else is).

@@ -101,10 +101,17 @@ class CameraAgent:
     # -- frame clock ------------------------------------------------------------------------------
     def frame_time(self, frame: Frame) -> float:
         # Live and paced sources: the frame clock is the machine's; fast-forward: the source's own.
-        return time.monotonic() if (self._paced or self.grabber.source.live) else frame.t
+        t = time.monotonic() if (self._paced or self.grabber.source.live) else frame.t
+        if frame.wall is not None:  # the source knows the frame's wall-clock time: anchor on it
+            self._wall0, self._t0 = frame.wall, t
+        elif self._t0 is None:  # anchored at the first frame, not at the first event
+            self._wall0, self._t0 = datetime.now(UTC), t
+        return t
 
     def timestamp(self, t: float) -> datetime:
-        """Wall-clock time of frame time ``t``: the agent's start plus the frame clock's progress."""
+        """Wall-clock time of frame time ``t``: when the first frame came plus the frame clock's progress;
+        for sources that give their frames' wall-clock time (``Frame.wall``), the latest such frame's
+        time plus the frame clock's progress since it."""
         if self._t0 is None:
             self._t0 = t
         return self._wall0 + timedelta(seconds=t - self._t0)

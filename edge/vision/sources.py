@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import cv2
@@ -47,6 +48,9 @@ class Frame:
     image: np.ndarray
     index: int
     truth: Any = None  # the simulator's FrameTruth, for evaluation
+    # The wall-clock time the frame shows (timezone-aware), when the source knows it better than the
+    # agent's clock does: a simulated day fast-forwarded, a recording's own timestamps. None: unknown.
+    wall: datetime | None = None
 
 
 class FrameSource(Protocol):

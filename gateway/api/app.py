@@ -17,9 +17,11 @@ from gateway.api import health
 from gateway.api.deps import Services, check_query_parameters
 from gateway.api.responses import UNAUTHORIZED
 from gateway.auth.deps import get_principal
+from gateway.console.app import mount_console
 from gateway.devices import command_views
 from gateway.devices import views as devices_views
 from gateway.events import views as events_views
+from gateway.evidence import views as evidence_views
 from gateway.telemetry import views as telemetry_views
 
 
@@ -41,7 +43,9 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(devices_views.router)
     app.include_router(command_views.router)
     app.include_router(events_views.router)
+    app.include_router(evidence_views.router)
     app.include_router(telemetry_views.router)
+    mount_console(app)  # browsers: login at /, pages under /console, outside the OpenAPI schema
     return app
 
 

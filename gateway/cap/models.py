@@ -104,6 +104,13 @@ TYPE_PROFILES: Mapping[str, TypeProfile] = {
         "Check the device's power and network.",
         valid_for=timedelta(hours=24),
     ),
+    EventType.CONFIG_DRIFT: TypeProfile(
+        ("Infra",),
+        "Monitoring device runs an outdated configuration",
+        "Assess",
+        "Push the configuration again or visit the device (citywatch device check).",
+        valid_for=timedelta(hours=24),
+    ),
 }
 _UNKNOWN_PROFILE = TypeProfile(("Other",), "citywatch event", "Assess", "Assess the situation.")
 
@@ -153,6 +160,26 @@ class Circle:
 
 
 @dataclass(frozen=True, slots=True)
+class CapResource:
+    """One CAP <resource>: a piece of evidence a receiver can fetch (the URI needs a bearer token)."""
+
+    description: str  # <resourceDesc>
+    mime_type: str
+    uri: str
+    size: int | None = None  # bytes, when known
+    digest: str | None = None  # CAP 1.2: SHA-1 of the file, hex
+
+    def __post_init__(self) -> None:
+        if self.size is not None and self.size < 0:
+            raise ValueError("a resource size is 0 or more bytes")
+        if self.digest is not None and not _SHA1_RE.match(self.digest):
+            raise ValueError(f"a CAP <digest> is a SHA-1 in hex (40 digits), got {self.digest!r}")
+
+
+_SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True, slots=True)
 class CapEventView:
     """The event as CAP needs it; the gateway builds this from its event row."""
 
@@ -174,6 +201,7 @@ class CapEventView:
     circle: Circle | None = None
     department: str | None = None
     condition_active: bool = True  # False once the device reports it over (the work item may stay open)
+    resources: Sequence[CapResource] = ()  # the event's evidence known when the message is made
 
 
 class StoredEvent(Protocol):
@@ -202,6 +230,7 @@ def view_of(
     town: str | None = None,
     area_description: str | None = None,
     circle: Circle | None = None,
+    resources: Sequence[CapResource] = (),
 ) -> CapEventView:
     """A ``CapEventView`` of a stored event (``gateway.events.models.Event``)."""
     return CapEventView(
@@ -223,6 +252,7 @@ def view_of(
         circle=circle,
         department=department,
         condition_active=event.cleared_at is None,
+        resources=tuple(resources),
     )
 
 

@@ -137,6 +137,15 @@ def render_alert(
         parameter = etree.SubElement(info, f"{_CAP}parameter")
         _sub(parameter, "valueName", name)
         _sub(parameter, "value", value)
+    for resource in event.resources:  # CAP 1.2 order: after the parameters, before the area
+        element = etree.SubElement(info, f"{_CAP}resource")
+        _sub(element, "resourceDesc", resource.description)
+        _sub(element, "mimeType", resource.mime_type)
+        if resource.size is not None:
+            _sub(element, "size", str(resource.size))
+        _sub(element, "uri", resource.uri)
+        if resource.digest is not None:
+            _sub(element, "digest", resource.digest)
     area = etree.SubElement(info, f"{_CAP}area")
     _sub(area, "areaDesc", event.area_description or _area_description(event))
     if event.circle is not None:

@@ -10,10 +10,21 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.cap.models import CapHistory, CapMessage, CapOptions, CapReference, Circle, view_of
+from gateway.cap.models import (
+    CapHistory,
+    CapMessage,
+    CapOptions,
+    CapReference,
+    CapResource,
+    Circle,
+    cap_time,
+    view_of,
+)
 from gateway.cap.render import render_alert
 from gateway.devices.models import Device
 from gateway.events.models import Event, EventCapMessage
+from gateway.evidence.links import event_links
+from gateway.evidence.models import EvidenceLink
 
 
 def next_message(
@@ -44,6 +55,7 @@ def next_message(
         town=device.town if device else None,
         area_description=(device.description or None) if device else None,
         circle=_circle(device, options),
+        resources=[_resource(link) for link in event_links(session, event, base_url=options.web_base_url)],
     )
     sequence = rows[-1].sequence + 1 if rows else 0
     message = render_alert(
@@ -68,3 +80,25 @@ def _circle(device: Device | None, options: CapOptions) -> Circle | None:
     if device is None or device.latitude is None or device.longitude is None:
         return None
     return Circle(latitude=device.latitude, longitude=device.longitude, radius_km=options.circle_radius_km)
+
+
+_KIND_WORDS = {
+    "snapshot": "Snapshot",
+    "clip": "Video clip",
+    "still": "Annotated still",
+    "photo": "Photo",
+    "plate_crop": "Number plate crop",
+}
+
+
+def _resource(link: EvidenceLink) -> CapResource:
+    """One piece of evidence as a CAP <resource>: the device's caption and time in the description,
+    and size and SHA-1 digest once the gateway has the whole file (the snapshot's are not kept)."""
+    description = _KIND_WORDS.get(link.kind, link.kind)
+    if link.caption:
+        description += f": {link.caption}"
+    if link.taken_at is not None:
+        description += f" (taken {cap_time(link.taken_at)})"
+    return CapResource(
+        description=description, mime_type=link.content_type, uri=link.url, size=link.size, digest=link.sha1
+    )

@@ -9,7 +9,6 @@ configuration holds the device's broker URL, and the device audit is readable by
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -26,7 +25,13 @@ from citywatch.protocol.messages import (
     AckMessage,
     CommandMessage,
     ConfigMessage,
+    ConfigSignature,
+    FilePath,
+    Sha256,
+    Timestamp,
+    TrustedKey,
 )
+from citywatch.protocol.messages import config_version as protocol_config_version
 from citywatch.protocol.topics import Channel, Topic
 from gateway.auth.models import Principal
 from gateway.devices import service as devices_service
@@ -56,7 +61,7 @@ class _SentBody(BaseModel):
     def _encodable(self) -> Self:
         """JSON can carry lone surrogates ("\\ud800"); UTF-8, and so MQTT, cannot."""
         try:
-            json.dumps(self.model_dump(), ensure_ascii=False).encode()
+            json.dumps(self.model_dump(), ensure_ascii=False, default=str).encode()
         except UnicodeEncodeError:
             raise ValueError("text must be valid Unicode (a lone surrogate cannot be sent)") from None
         return self
@@ -85,7 +90,12 @@ class CommandRequest(_SentBody):
 
 
 class ConfigRequest(_SentBody):
-    """The desired configuration of one device, published retained on its ``config`` topic."""
+    """The desired configuration of one device, published retained on its ``config`` topic.
+
+    Signed (what ``citywatch config push`` sends): ``issued_at``, ``trusted_keys``, ``files`` and
+    ``signatures`` are relayed unchanged; the gateway holds no key, signs and checks nothing: the device
+    judges (a device booted from a bundle refuses a config without a valid signature by a key it trusts).
+    """
 
     config: dict[str, Any] = Field(
         title="Configuration",
@@ -95,9 +105,23 @@ class ConfigRequest(_SentBody):
     config_version: Annotated[str, Name(64, min_length=1)] | None = Field(
         default=None,
         title="Config version",
-        description="Default: a short hash of config. A device already running this version says so.",
+        description="Default: the protocol's version of config (12 hex digits of the SHA-256 of its canonical "
+        "JSON), the one a device reports for it when it is complete (defaults filled in, as `citywatch "
+        "config push` sends it).",
     )
     cmd_id: CmdId = None
+    issued_at: Timestamp | None = Field(
+        default=None, title="Issued at", description="Signed configs: ISO 8601 with a UTC offset."
+    )
+    trusted_keys: list[TrustedKey] | None = Field(
+        default=None, max_length=16, title="Trusted keys", description="Signed configs."
+    )
+    files: dict[FilePath, Sha256] | None = Field(
+        default=None, max_length=64, title="File hashes", description="Signed configs."
+    )
+    signatures: list[ConfigSignature] | None = Field(
+        default=None, max_length=8, title="Signatures", description="Ed25519, by the site's desk keys."
+    )
 
 
 class SentToDevice(BaseModel):
@@ -155,16 +179,35 @@ def send_config(
     now: datetime,
 ) -> SentToDevice:
     """Publish the configuration retained on the device's ``config`` topic and audit it."""
-    canonical = json.dumps(request.config, sort_keys=True, separators=(",", ":")).encode()
     message = ConfigMessage(
         cmd_id=request.cmd_id or new_cmd_id("cfg"),
         ts=now,
-        config_version=request.config_version or hashlib.sha256(canonical).hexdigest()[:8],
+        config_version=request.config_version or protocol_config_version(request.config),
         config=request.config,
+        issued_at=request.issued_at,
+        trusted_keys=request.trusted_keys,
+        files=request.files,
+        signatures=request.signatures,
     )
     sections = ", ".join(sorted(request.config)) or "empty"
-    note = f"config {message.config_version} (sections: {sections}), retained"
-    return _send(session=session, device=device, caller=caller, publish=publish, message=message, note=note)
+    signed = (
+        f"signed by {', '.join(s.key_id for s in request.signatures)}" if request.signatures else "unsigned"
+    )
+    note = f"config {message.config_version} (sections: {sections}), {signed}, retained"
+    # Desired before it is sent: the device's answer can reach the ingest before this request ends, and
+    # its version is taken as the desired one only when it answers the desired cmd_id.
+    previous = (device.desired_config_version, device.desired_config_cmd_id, device.desired_config_at)
+    device.desired_config_version, device.desired_config_cmd_id = message.config_version, message.cmd_id
+    device.desired_config_at = now
+    session.commit()
+    try:
+        return _send(
+            session=session, device=device, caller=caller, publish=publish, message=message, note=note
+        )
+    except NotConnected:
+        device.desired_config_version, device.desired_config_cmd_id, device.desired_config_at = previous
+        session.commit()
+        raise
 
 
 def _send(
@@ -210,7 +253,17 @@ def _send(
 
 
 def record_ack(*, session: Session, device_id: str, ack: AckMessage, at: datetime) -> bool:
-    """Audit a device's answer once (QoS 1 repeats it; a retained config is answered at every connect)."""
+    """Audit a device's answer once (QoS 1 repeats it; a retained config is answered at every connect).
+
+    A config ack naming the version the device runs updates its reported version every time; the
+    accepted answer to the desired push also names the desired version as the device counts it (a
+    config sent without its defaults is one the device fills in: its version is the device's)."""
+    if ack.config_version is not None:
+        device = session.get(Device, device_id)
+        if device is not None:
+            devices_service.report_config_version(device=device, version=ack.config_version, at=at)
+            if ack.ok and ack.cmd_id == device.desired_config_cmd_id:
+                device.desired_config_version = ack.config_version
     answered = session.scalar(
         select(DeviceAudit.id)
         .where(

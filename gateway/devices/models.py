@@ -83,6 +83,19 @@ class Device(Base):
     last_seen: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     firmware_version: Mapped[str | None] = mapped_column(String(64), default=None)
     config_version: Mapped[str | None] = mapped_column(String(64), default=None)
+    config_reported_at: Mapped[datetime | None] = mapped_column(
+        UtcDateTime, default=None, doc="Gateway time config_version last changed (birth or config ack)."
+    )
+    desired_config_version: Mapped[str | None] = mapped_column(
+        String(64), default=None, doc="The version last pushed (POST /devices/{id}/config)."
+    )
+    desired_config_cmd_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    desired_config_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    mqtt_username: Mapped[str | None] = mapped_column(String(64), default=None, unique=True, index=True)
+    mqtt_password_hash: Mapped[str | None] = mapped_column(
+        String(200), default=None, doc="Mosquitto $7$ hash made at flash time; never the password."
+    )
+    mqtt_credential_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     reported_device_type: Mapped[str | None] = mapped_column(
         String(32), default=None, doc="What the last accepted birth said; differs from device_type: flagged."
     )
@@ -174,11 +187,44 @@ class DeviceRead(BaseModel):
     presence_changed_at: datetime | None
     last_seen: datetime | None
     firmware_version: str | None
-    config_version: str | None
+    config_version: str | None = Field(
+        description="Reported: the config version the device says it runs (its birth, its config acks)."
+    )
+    desired_config_version: str | None = Field(
+        default=None,
+        description="Desired: the version last pushed to it (null: never pushed through the gateway). "
+        "Differing from config_version for CITYWATCH_CONFIG_DRIFT_AFTER_S opens a config_drift event.",
+    )
+    desired_config_at: datetime | None = Field(default=None, description="When it was pushed.")
+    config_in_sync: bool | None = Field(
+        default=None,
+        description="config_version equals desired_config_version (null: nothing pushed).",
+    )
+    mqtt_username: str | None = Field(
+        default=None, description="Its broker account (made at flash time); the password is never stored."
+    )
+    session_started_at: datetime | None = Field(
+        default=None, description="Device time its current session began (its birth's ts)."
+    )
     reported_device_type: str | None = Field(
         default=None,
         description="The device_type its last birth reported; when it differs from device_type, the registry "
         "or the unit is wrong (logged, and a type_mismatch entry in the device's audit).",
+    )
+
+
+class MqttCredential(BaseModel):
+    """A device's broker account as ``citywatch config flash`` made it: the user and the password's hash."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(
+        pattern=r"^[A-Za-z0-9._-]{1,64}$", title="MQTT user", description="Usually the device id."
+    )
+    password_hash: str = Field(
+        pattern=r"^\$7\$[0-9]{1,7}\$[A-Za-z0-9+/=]{8,64}\$[A-Za-z0-9+/=]{80,100}$",
+        title="Password hash",
+        description="Mosquitto's $7$ (PBKDF2-SHA512) hash, as mosquitto_passwd writes it; never the password.",
     )
 
 
@@ -190,7 +236,7 @@ class DeviceAuditRead(BaseModel):
     role: str = Field(description="The token's role, 'device' or 'system'.")
     action: str = Field(
         description="cmd, config (sent through the API), ack (the device's answer), session_reset, "
-        "type_mismatch."
+        "type_mismatch, mqtt_credential (set or revoked)."
     )
     cmd_id: str | None = Field(description="For cmd, config and ack: the command's id.")
     note: str

@@ -6,6 +6,11 @@ included (the ingest sets ``last_seen`` for it too). So a will shows the device 
 restarts or reconnects within it raises nothing. The event is raised once and ends when the device
 is heard from again (any message after the one it was raised on: after a will, a new birth or data,
 which proves the device is back even when its birth could not be accepted).
+
+Config drift, in the same pass: a device whose reported config version (birth, config ack) still
+differs from the one last pushed to it ``CONFIG_DRIFT_AFTER_S`` after the push gets a ``config_drift``
+event (it refused the config, never got it, or fell back to its last good one); it ends when the device
+reports the desired version.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from citywatch.protocol.messages import DeviceOfflineDetails, EventType, Severity
+from citywatch.protocol.messages import ConfigDriftDetails, DeviceOfflineDetails, EventType, Severity
 from gateway.db import utcnow
 from gateway.devices import service as devices_service
 from gateway.devices.models import Device
@@ -29,6 +34,7 @@ from gateway.events.models import Event
 log = logging.getLogger("gateway.devices")
 
 OFFLINE_SEVERITY = Severity.WARNING
+DRIFT_SEVERITY = Severity.NOTICE
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,8 @@ class PresenceOptions:
 class PresenceCheck:
     raised: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
+    drift_raised: list[str] = field(default_factory=list)
+    drift_ended: list[str] = field(default_factory=list)
 
 
 class PresenceMonitor:
@@ -52,12 +60,14 @@ class PresenceMonitor:
         session_factory: sessionmaker[Session],
         read_session_factory: sessionmaker[Session],
         offline_after: timedelta,
+        config_drift_after: timedelta | None = None,
         options: PresenceOptions | None = None,
         on_outbox_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self._sessions = session_factory
         self._read_sessions = read_session_factory
         self._offline_after = offline_after
+        self._drift_after = config_drift_after
         self._options = options or PresenceOptions()
         self._on_outbox_changed = on_outbox_changed
         self._stop = threading.Event()
@@ -91,9 +101,13 @@ class PresenceMonitor:
                 )
             }
         result = PresenceCheck()
+        if self._drift_after is not None:
+            self._check_drift(now, result)
         to_raise = silent - open_events.keys()
         to_check = set(open_events)  # heard from again, even if silent again since: end, then raise anew
         if not to_raise and not to_check:
+            if result.drift_raised or result.drift_ended:
+                self._on_outbox_changed()
             return result
         with self._sessions() as session, session.begin():
             for device_id in sorted(to_raise):
@@ -134,9 +148,85 @@ class PresenceMonitor:
                 if ended is not None:
                     result.ended.append(device_id)
                     log.info("device %s is back: device_offline event %d ended", device_id, ended.id)
-        if result.raised or result.ended:
+        if result.raised or result.ended or result.drift_raised or result.drift_ended:
             self._on_outbox_changed()
         return result
+
+    def _check_drift(self, now: datetime, result: PresenceCheck) -> None:
+        assert self._drift_after is not None
+        pushed_before = now - self._drift_after
+        with self._read_sessions() as session:
+            drifting = {
+                row.id
+                for row in session.execute(
+                    select(Device.id, Device.config_version, Device.desired_config_version).where(
+                        Device.desired_config_version.is_not(None), Device.desired_config_at < pushed_before
+                    )
+                )
+                if row.config_version != row.desired_config_version
+            }
+            open_drift = {
+                row.id: row.config_version == row.desired_config_version
+                for row in session.execute(
+                    select(Device.id, Device.config_version, Device.desired_config_version)
+                    .join(Event, Event.device_id == Device.id)
+                    .where(Event.type == EventType.CONFIG_DRIFT, Event.cleared_at.is_(None))
+                )
+            }
+        to_raise = drifting - open_drift.keys()
+        to_end = {device_id for device_id, in_sync in open_drift.items() if in_sync}
+        if not to_raise and not to_end:
+            return
+        with self._sessions() as session, session.begin():
+            for device_id in sorted(to_raise):
+                device = session.get(Device, device_id)
+                if (
+                    device is None
+                    or device.desired_config_version is None
+                    or device.desired_config_at is None
+                ):
+                    continue
+                if device.config_version == device.desired_config_version:
+                    continue  # reported since the read above
+                event = events_service.raise_gateway_event(
+                    session=session,
+                    device=device,
+                    event_type=EventType.CONFIG_DRIFT,
+                    severity=DRIFT_SEVERITY,
+                    details=ConfigDriftDetails(
+                        desired_version=device.desired_config_version,
+                        reported_version=device.config_version,
+                        desired_since=device.desired_config_at.isoformat(),
+                        drift_after_s=self._drift_after.total_seconds(),
+                    ).model_dump(),
+                    at=now,
+                )
+                if event is not None:
+                    result.drift_raised.append(device_id)
+                    log.warning(
+                        "device %s runs config %s, not %s pushed at %s: config_drift event %d",
+                        device_id,
+                        device.config_version,
+                        device.desired_config_version,
+                        device.desired_config_at.isoformat(timespec="seconds"),
+                        event.id,
+                    )
+            for device_id in sorted(to_end):
+                device = session.get(Device, device_id)
+                if device is None or device.config_version != device.desired_config_version:
+                    continue
+                ended = events_service.end_gateway_event(
+                    session=session,
+                    device=device,
+                    event_type=EventType.CONFIG_DRIFT,
+                    note=f"device runs the desired config {device.desired_config_version} now",
+                    at=now,
+                )
+                if ended is not None:
+                    result.drift_ended.append(device_id)
+                    log.info(
+                        "device %s runs the desired config: config_drift event %d ended", device_id, ended.id
+                    )
 
     def start(self) -> None:
         self._stop.clear()

@@ -127,10 +127,75 @@ def presence(device: Device, *, silent_after: timedelta, now: datetime | None = 
 
 
 def to_read(device: Device, *, silent_after: timedelta) -> DeviceRead:
+    computed = {"presence", "config_in_sync"}
     return DeviceRead.model_validate(
-        {**{c: getattr(device, c) for c in DeviceRead.model_fields if c != "presence"}}
-        | {"presence": presence(device, silent_after=silent_after)}
+        {**{c: getattr(device, c) for c in DeviceRead.model_fields if c not in computed}}
+        | {"presence": presence(device, silent_after=silent_after), "config_in_sync": config_in_sync(device)}
     )
+
+
+def config_in_sync(device: Device) -> bool | None:
+    if device.desired_config_version is None:
+        return None
+    return device.config_version == device.desired_config_version
+
+
+def report_config_version(*, device: Device, version: str, at: datetime) -> None:
+    """What the device says it runs now (a birth, a config ack)."""
+    if device.config_version != version:
+        device.config_version = version
+        device.config_reported_at = at
+
+
+def set_credential(
+    *, session: Session, device_id: str, username: str, password_hash: str, actor: str, role: str
+) -> Device:
+    """The device's broker account (from ``citywatch config flash``); the broker-acl files include it."""
+    device = session.get(Device, device_id)
+    if device is None:
+        raise DeviceNotFound(f"device {device_id!r} is not provisioned")
+    holder = session.scalar(select(Device.id).where(Device.mqtt_username == username, Device.id != device_id))
+    if holder is not None:
+        raise DeviceExists(f"MQTT user {username!r} belongs to device {holder!r}")
+    now = utcnow()
+    device.mqtt_username, device.mqtt_password_hash, device.mqtt_credential_at = username, password_hash, now
+    audit(
+        session=session,
+        device_id=device_id,
+        action="mqtt_credential",
+        actor=actor,
+        role=role,
+        at=now,
+        note=f"MQTT user {username} set (new password)",
+    )
+    session.flush()
+    return device
+
+
+def revoke_credential(*, session: Session, device_id: str, actor: str, role: str) -> Device:
+    """No broker account any more: after the next broker-acl and broker reload, it is locked out."""
+    device = session.get(Device, device_id)
+    if device is None:
+        raise DeviceNotFound(f"device {device_id!r} is not provisioned")
+    now = utcnow()
+    note = f"MQTT user {device.mqtt_username} revoked" if device.mqtt_username else "no MQTT user to revoke"
+    device.mqtt_username, device.mqtt_password_hash, device.mqtt_credential_at = None, None, now
+    audit(
+        session=session,
+        device_id=device_id,
+        action="mqtt_credential",
+        actor=actor,
+        role=role,
+        at=now,
+        note=note,
+    )
+    session.flush()
+    return device
+
+
+def with_credentials(*, session: Session) -> list[Device]:
+    query = select(Device).where(Device.mqtt_username.is_not(None)).order_by(Device.mqtt_username)
+    return list(session.scalars(query))
 
 
 def apply_state(*, session: Session, device: Device, state: StateMessage, at: datetime) -> bool:
@@ -173,7 +238,7 @@ def apply_state(*, session: Session, device: Device, state: StateMessage, at: da
     device.online = online
     device.presence_changed_at = at
     device.firmware_version = state.firmware_version
-    device.config_version = state.config_version
+    report_config_version(device=device, version=state.config_version, at=at)
     log.info(
         "device %s %s (session %d, firmware %s)",
         device.id,

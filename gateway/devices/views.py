@@ -1,4 +1,4 @@
-"""/devices routes: reads for every role, provisioning and area changes for installers (and admins)."""
+"""/devices routes: reads for every role; provisioning, area changes and broker accounts for installers."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from gateway.api.deps import ServicesDep, SessionDep
 from gateway.api.responses import FORBIDDEN, UNREADABLE_BODY, conflict, not_found
 from gateway.auth.deps import AnyCaller, InstallerCaller
 from gateway.devices import service
-from gateway.devices.models import DeviceCreate, DeviceDetail, DeviceRead, DeviceUpdate, RefusalRead
+from gateway.devices.models import (
+    DeviceCreate,
+    DeviceDetail,
+    DeviceRead,
+    DeviceUpdate,
+    MqttCredential,
+    RefusalRead,
+)
 from gateway.fields import Name
 from gateway.settings import Settings
 
@@ -98,4 +105,58 @@ def update_device(
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     if "site" in changes.model_fields_set:
         services.directory.forget(device_id)  # the ingest checks topics against the new site from now on
+    return service.to_read(device, silent_after=_silent_after(services.settings))
+
+
+@router.put(
+    "/{device_id}/mqtt-credential",
+    response_model=DeviceRead,
+    summary="Set the device's broker account (user and password hash, as `citywatch config flash` made them)",
+    description="The password itself never reaches the gateway: the hash goes into the broker's password "
+    "file at the next `citywatch gateway broker-acl`. Audited (action mqtt_credential).",
+    responses=UNREADABLE_BODY
+    | FORBIDDEN
+    | NO_SUCH_DEVICE
+    | conflict("The MQTT user belongs to another device"),
+)
+def set_mqtt_credential(
+    device_id: DeviceId,
+    credential: MqttCredential,
+    caller: InstallerCaller,
+    session: SessionDep,
+    services: ServicesDep,
+) -> DeviceRead:
+    try:
+        device = service.set_credential(
+            session=session,
+            device_id=device_id,
+            username=credential.username,
+            password_hash=credential.password_hash,
+            actor=caller.name,
+            role=caller.role.value,
+        )
+        session.commit()
+    except service.DeviceNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except service.DeviceExists as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return service.to_read(device, silent_after=_silent_after(services.settings))
+
+
+@router.delete(
+    "/{device_id}/mqtt-credential",
+    response_model=DeviceRead,
+    summary="Revoke the device's broker account (locked out after the next broker-acl and broker reload)",
+    responses=FORBIDDEN | NO_SUCH_DEVICE,
+)
+def revoke_mqtt_credential(
+    device_id: DeviceId, caller: InstallerCaller, session: SessionDep, services: ServicesDep
+) -> DeviceRead:
+    try:
+        device = service.revoke_credential(
+            session=session, device_id=device_id, actor=caller.name, role=caller.role.value
+        )
+        session.commit()
+    except service.DeviceNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     return service.to_read(device, silent_after=_silent_after(services.settings))

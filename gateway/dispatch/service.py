@@ -15,6 +15,7 @@ from gateway.cap.models import CAP_MEDIA_TYPE
 from gateway.db import utcnow
 from gateway.dispatch.models import OutboxMessage, OutboxStatus, WebhookEndpoint
 from gateway.events.models import Event, read_event
+from gateway.evidence.links import event_links
 from gateway.redaction import redact_url
 
 if TYPE_CHECKING:
@@ -73,9 +74,15 @@ def configure_endpoints(*, session: Session, table: RoutingTable) -> None:
             endpoint.enabled, endpoint.disabled_reason = False, _NOT_CONFIGURED
 
 
-def webhook_body(*, event: Event, message_type: str, at: datetime, policy: EventPolicy) -> str:
-    """Standard Webhooks payload shape: type, timestamp, data."""
+def webhook_body(
+    *, session: Session, event: Event, message_type: str, at: datetime, policy: EventPolicy
+) -> str:
+    """Standard Webhooks payload shape: type, timestamp, data. ``data`` is the event, with ``evidence``:
+    its snapshot and the evidence items complete by now, each with an absolute link (the public URL)."""
     data = read_event(event, now=at, policy=policy.escalation).model_dump(mode="json")
+    data["evidence"] = [
+        link.model_dump(mode="json") for link in event_links(session, event, base_url=policy.cap.web_base_url)
+    ]
     return json.dumps(
         {"type": message_type, "timestamp": at.isoformat(), "data": data}, separators=(",", ":")
     )
@@ -98,7 +105,9 @@ def enqueue(
             body, content_type = cap_xml, CAP_MEDIA_TYPE
         else:
             if json_body is None:
-                json_body = webhook_body(event=event, message_type=message_type, at=at, policy=policy)
+                json_body = webhook_body(
+                    session=session, event=event, message_type=message_type, at=at, policy=policy
+                )
             body, content_type = json_body, JSON_MEDIA_TYPE
         row = OutboxMessage(
             endpoint_id=endpoint.id,

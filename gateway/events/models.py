@@ -15,14 +15,15 @@ from gateway.events.lifecycle.models import EventState
 from gateway.events.lifecycle.sla import EscalationPolicy, SlaColour, SlaView, sla_colour
 from gateway.fields import JsonInteger, Name, Note
 
-# The lifecycle's FINISHED_STATES, as SQL for the partial unique index.
-OPEN_CONDITION = "state NOT IN ('closed', 'cancelled')"
+# The lifecycle's FINISHED_STATES and dedup.INCIDENT_TYPES, as SQL for the partial unique index.
+OPEN_CONDITION = "state NOT IN ('closed', 'cancelled') AND type NOT IN ('object_thrown', 'illegal_parking')"
 
 
 class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
-        # At most one open work item per (device, type): repeats merge into it (lifecycle/dedup.py).
+        # At most one open work item per (device, type) for lasting conditions: repeats merge into it
+        # (lifecycle/dedup.py); incidents are one event each.
         Index(
             "uq_events_open_per_device_type",
             "device_id",

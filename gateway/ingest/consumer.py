@@ -99,7 +99,7 @@ class MqttIngest:
         if self._mqtt_options.username:
             client.username_pw_set(self._mqtt_options.username, self._mqtt_options.password)
         if self._mqtt_options.tls:
-            client.tls_set()
+            client.tls_set(ca_certs=self._mqtt_options.ca_file)  # None: the system's CAs
         client.reconnect_delay_set(min_delay=1, max_delay=5)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -243,6 +243,7 @@ class MqttIngest:
                 if flush_presence and self._processor.presence_pending:
                     self._store([], flush_presence=True)
                     last_presence_flush = time.monotonic()
+                self._processor.housekeeping()
                 self.receipts.publish_due(self._client, connected=self.connected)
                 continue
             if not self._store(batch, flush_presence=flush_presence):
@@ -298,7 +299,11 @@ class MqttIngest:
         self.receipts.stored(result.numbered)  # committed: the devices may forget these
         if batch:
             self._stats.record_batch(
-                size=len(batch), accepted=result.accepted, events=result.events, telemetry=result.telemetry
+                size=len(batch),
+                accepted=result.accepted,
+                events=result.events,
+                telemetry=result.telemetry,
+                evidence=result.evidence,
             )
         if result.outbox_changed:
             self._on_outbox_changed()

@@ -1,11 +1,12 @@
-"""Store one batch of decoded messages: telemetry in the store, presence and events in one transaction."""
+"""Store one batch of decoded messages: telemetry in the store; presence, events and evidence in one transaction."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import logging
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +19,7 @@ from citywatch.protocol.codec import Decoded
 from citywatch.protocol.messages import (
     AckMessage,
     EventMessage,
+    EvidenceMessage,
     SnapshotMessage,
     StateMessage,
     TelemetryMessage,
@@ -29,11 +31,16 @@ from gateway.devices import service as devices_service
 from gateway.devices.models import Device
 from gateway.devices.service import DeviceDirectory
 from gateway.events import service as events_service
+from gateway.evidence import service as evidence_service
+from gateway.evidence.models import EvidenceItem
+from gateway.evidence.service import EvidenceOptions, PartOutcome
 from gateway.ingest.refusals import RefusalRecorder
 from gateway.ingest.stats import IngestStats
 from gateway.telemetry.base import TelemetryPoint, TelemetryStore
 
 log = logging.getLogger("gateway.ingest")
+
+HOUSEKEEPING_INTERVAL_S = 600.0  # partial evidence purged, stray temporary files removed
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +56,7 @@ class Delivery:
 class BatchResult:
     accepted: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
+    evidence: Counter[str] = field(default_factory=Counter)  # parts by outcome
     telemetry: int = 0
     outbox_changed: bool = False
     numbered: list[tuple[Topic, int]] = field(default_factory=list)  # (topic, outbox_seq): for receipts
@@ -69,6 +77,7 @@ class BatchProcessor:
         stats: IngestStats,
         refusals: RefusalRecorder,
         snapshot_dir: Path,
+        evidence: EvidenceOptions,
     ) -> None:
         self._sessions = session_factory
         self._store = store
@@ -76,6 +85,8 @@ class BatchProcessor:
         self._stats = stats
         self.refusals = refusals
         self._snapshot_dir = snapshot_dir
+        self._evidence = evidence
+        self._next_housekeeping = 0.0  # monotonic; the first run comes with the first idle moment
         self._last_seen: dict[str, datetime] = {}
         self._now = utcnow()
 
@@ -131,7 +142,7 @@ class BatchProcessor:
                     )
                 )
                 self._see(message.device_id)
-            elif isinstance(message, StateMessage | EventMessage | AckMessage):
+            elif isinstance(message, StateMessage | EventMessage | AckMessage | EvidenceMessage):
                 transactional.append(delivery)
             elif isinstance(message, SnapshotMessage):
                 self._save_snapshot(message, topic=str(delivery.decoded.topic))
@@ -152,6 +163,7 @@ class BatchProcessor:
 
     def _transact(self, deliveries: Sequence[Delivery], result: BatchResult) -> None:
         with self._sessions() as session, session.begin():
+            completed: defaultdict[int, list[EvidenceItem]] = defaultdict(list)  # event pk -> new items
             for delivery in deliveries:
                 message = delivery.decoded.message
                 device = session.get(Device, delivery.decoded.topic.device_id)
@@ -185,8 +197,52 @@ class BatchProcessor:
                         session=session, device_id=device.id, ack=message, at=self._now
                     )
                     self._see(message.device_id)
+                elif isinstance(message, EvidenceMessage):
+                    self._apply_evidence(session, delivery, message, result, completed)
+            for event_pk, items in completed.items():  # after the batch's events: they may be among them
+                evidence_service.announce(session=session, event_pk=event_pk, items=items)
+                result.outbox_changed = True
             devices_service.record_last_seen(session=session, last_seen=self._last_seen)
         self._last_seen.clear()
+
+    def _apply_evidence(
+        self,
+        session: Session,
+        delivery: Delivery,
+        message: EvidenceMessage,
+        result: BatchResult,
+        completed: defaultdict[int, list[EvidenceItem]],
+    ) -> None:
+        applied = evidence_service.apply_part(
+            session=session, message=message, options=self._evidence, now=self._now
+        )
+        result.evidence[applied.outcome.value] += 1
+        self._see(message.device_id)
+        if applied.outcome is PartOutcome.REFUSED:
+            # Refused for good (the same part again cannot fare better): receipted all the same.
+            result.accepted[delivery.decoded.topic.channel.value] -= 1
+            assert applied.reason is not None and applied.detail is not None
+            result.refused.append((applied.reason, applied.detail, delivery.decoded.topic, message))
+        elif applied.outcome is PartOutcome.COMPLETED and applied.event_pk is not None:
+            assert applied.item is not None
+            completed[applied.event_pk].append(applied.item)
+
+    def housekeeping(self) -> None:
+        """Every HOUSEKEEPING_INTERVAL_S, from the writer thread when it is idle: drop partial evidence
+        too old to complete, and temporary files a crash left. A failure waits for the next round."""
+        now = time.monotonic()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + HOUSEKEEPING_INTERVAL_S
+        try:
+            with self._sessions() as session, session.begin():
+                dropped = evidence_service.purge(session=session, options=self._evidence, now=utcnow())
+            self._evidence.files.remove_stale_temporaries(older_than_s=HOUSEKEEPING_INTERVAL_S)
+        except Exception:  # the database away, the disk full: ingest itself must go on
+            log.exception("evidence housekeeping failed; trying again in %.0f s", HOUSEKEEPING_INTERVAL_S)
+            return
+        if dropped:
+            log.info("evidence housekeeping: dropped %d partial or refused item(s)", len(dropped))
 
     @staticmethod
     def _refuse_unknown_event(delivery: Delivery, message: EventMessage, result: BatchResult) -> None:

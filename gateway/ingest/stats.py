@@ -20,6 +20,7 @@ class IngestStats:
         self.last_batch_size = 0
         self.accepted: Counter[str] = Counter()  # by channel
         self.events: Counter[str] = Counter()  # by outcome
+        self.evidence: Counter[str] = Counter()  # evidence parts by outcome (stored, completed, ...)
         self.refused: Counter[str] = Counter()  # by reason
         self.cleared = 0  # empty payloads: retained topics cleared (not input, not refused)
         self.telemetry_written = 0
@@ -52,13 +53,20 @@ class IngestStats:
             self.refused[reason] += 1
 
     def record_batch(
-        self, *, size: int, accepted: Counter[str], events: Counter[str], telemetry: int
+        self,
+        *,
+        size: int,
+        accepted: Counter[str],
+        events: Counter[str],
+        telemetry: int,
+        evidence: Counter[str] | None = None,
     ) -> None:
         with self._lock:
             self.batches += 1
             self.last_batch_size = size
             self.accepted.update(accepted)
             self.events.update(events)
+            self.evidence.update(evidence or {})
             self.telemetry_written += telemetry
 
     def snapshot(self) -> dict[str, Any]:
@@ -70,6 +78,7 @@ class IngestStats:
                 "last_batch_size": self.last_batch_size,
                 "accepted": dict(self.accepted),
                 "events": dict(self.events),
+                "evidence": dict(self.evidence),
                 "telemetry_written": self.telemetry_written,
                 "retries": self.retries,
                 "writes": {

@@ -6,6 +6,8 @@
 - Leaves, paper and plastic bags drift down slowly (or rise in an updraft), swinging sideways and
   turning over (fluttering).
 - Insects near the lens are image-space blobs: large, out of focus, erratic.
+- People on balconies lean out, wave an arm over the railing or shake out a cloth: fast, and downward
+  at times, but never further than an arm's length from the railing.
 - Camera shake moves the whole picture; window lights switch; clouds drift over the sky.
 """
 
@@ -273,3 +275,121 @@ class LightSwitch:
     floor: int
     column: int
     on: bool
+
+
+PERSON_ACTIONS = ("lean", "wave", "shake_cloth")
+
+
+@dataclass(frozen=True)
+class Person:
+    """Someone on a balcony (or at an open window): leaning out, moving an arm, shaking out a cloth.
+
+    Drawn as parts (head, torso, and an arm or a cloth), each a :class:`Mover` on the same clock. Whatever
+    the action, every part stays within an arm's length of the railing: nothing leaves the balcony.
+    """
+
+    id: int
+    action: str
+    floor: int
+    column: int
+    parts: tuple[Mover, ...]
+
+    @property
+    def start_s(self) -> float:
+        return min(part.start_s for part in self.parts)
+
+    @property
+    def end_s(self) -> float:
+        return max(part.end_s for part in self.parts)
+
+
+def simulate_person(
+    rng: np.random.Generator,
+    ident: int,
+    start_s: float,
+    action: str,
+    *,
+    floor: int,
+    column: int,
+    floor_y_m: float,
+    x_m: float,
+    rail_z_m: float,
+    rail_height_m: float = 1.1,
+) -> Person:
+    """A person at the railing ``rail_z_m`` out from the facade on the floor whose base is ``floor_y_m``.
+
+    ``lean``: leans out over the railing to look down, stays, straightens up (head and shoulders move
+    half a metre out and down in about a second). ``wave``: an arm swung out over the railing and down,
+    up to 2 Hz (the motion of a throw, without letting go). ``shake_cloth``: a towel or rug held out
+    and shaken up and down at 2-4 Hz, flapping.
+    """
+    if action not in PERSON_ACTIONS:
+        raise ValueError(f"unknown person action {action!r}: expected one of {', '.join(PERSON_ACTIONS)}")
+    duration = float(rng.uniform(4.0, 12.0))
+    count = int(duration / STEP_S) + 1
+    t = np.arange(count) * STEP_S
+    # Leaning: 0 upright .. 1 fully out; in over ~1 s, out for a while, back over ~1 s.
+    lean_in, lean_out = float(rng.uniform(0.6, 1.4)), float(rng.uniform(0.6, 1.4))
+    full = 1.0 if action == "lean" else float(rng.uniform(0.2, 0.5))
+    ramp = np.clip(np.minimum(t / lean_in, (duration - t) / lean_out), 0.0, 1.0)
+    lean = full * 0.5 * (1 - np.cos(np.pi * ramp))
+    body_z = rail_z_m - 0.25 + 0.35 * lean
+    shoulder_y = floor_y_m + 1.45 - 0.35 * lean
+    x = x_m + float(rng.uniform(-0.3, 0.3)) + 0.05 * np.sin(2 * np.pi * 0.3 * t)
+    skin = [(90, 120, 170), (60, 90, 140), (140, 170, 210), (40, 60, 90)][int(rng.integers(4))]
+    shirt = tuple(float(c) for c in rng.uniform(30, 230, 3))
+    upright = np.full(count, math.pi / 2)
+
+    def part(kind: str, positions: FloatArray, span: FloatArray, angle: FloatArray, length: float, width: float,
+             colour: tuple[float, float, float]) -> Mover:
+        return Mover(ident, kind, start_s, STEP_S, positions, span, angle, length, width, colour)
+
+    head = part(
+        "person",
+        np.stack([x, shoulder_y + 0.22, body_z + 0.1 * lean], axis=1),
+        np.ones(count),
+        upright,
+        0.24,
+        0.19,
+        (float(skin[0]), float(skin[1]), float(skin[2])),
+    )
+    torso = part(
+        "person",
+        np.stack([x, shoulder_y - 0.25, body_z - 0.05 * lean], axis=1),
+        np.ones(count),
+        upright - 0.5 * lean,
+        0.55,
+        0.38,
+        (shirt[0], shirt[1], shirt[2]),
+    )
+    side = float(rng.choice([-1.0, 1.0]))
+    if action == "shake_cloth":
+        hz, amplitude = float(rng.uniform(2.0, 4.0)), float(rng.uniform(0.15, 0.35))
+        active = np.clip(np.minimum((t - lean_in) / 0.3, (duration - lean_out - t) / 0.3), 0.0, 1.0)
+        swing = amplitude * active * np.sin(2 * np.pi * hz * t)
+        cloth_y = shoulder_y - 0.35 + swing
+        cloth = part(
+            "person",
+            np.stack([x, cloth_y, np.full(count, rail_z_m + 0.3)], axis=1),
+            0.5 + 0.5 * np.abs(np.cos(2 * np.pi * hz * t)),  # flapping: seen edge-on, then flat
+            upright + 0.3 * np.sin(2 * np.pi * hz * t),
+            float(rng.uniform(0.5, 0.9)),
+            float(rng.uniform(0.35, 0.5)),
+            tuple(float(c) for c in rng.uniform(40, 240, 3)),  # type: ignore[arg-type]
+        )
+        return Person(ident, action, floor, column, (torso, head, cloth))
+    # An arm: out over the railing, swinging down and up (wave) or resting on the rail (lean).
+    hz = float(rng.uniform(0.8, 2.0)) if action == "wave" else 0.0
+    reach = 0.55
+    phase = np.where(t < lean_in, 0.0, 2 * np.pi * hz * (t - lean_in))
+    elevation = (0.6 * np.sin(phase) - 0.3) if action == "wave" else np.full(count, -0.9)
+    arm_centre = np.stack(
+        [
+            x + side * 0.22,
+            shoulder_y + 0.5 * reach * np.sin(elevation),
+            body_z + 0.5 * reach * np.cos(elevation) + 0.1,
+        ],
+        axis=1,
+    )
+    arm = part("person", arm_centre, np.ones(count), math.pi / 2 - elevation, reach, 0.09, (shirt[0], shirt[1], shirt[2]))
+    return Person(ident, action, floor, column, (torso, head, arm))

@@ -19,13 +19,21 @@ from citywatch.protocol.conformance import findings as rules
 from citywatch.protocol.conformance import payload
 from citywatch.protocol.conformance.commands import CommandTracker
 from citywatch.protocol.conformance.events import EventTracker
+from citywatch.protocol.conformance.evidence import EvidenceTracker
 from citywatch.protocol.conformance.findings import Finding
 from citywatch.protocol.conformance.judgement import Judgement, Observation, about_watch
 from citywatch.protocol.conformance.outbox import OutboxTracker
 from citywatch.protocol.conformance.probes import Probe
 from citywatch.protocol.conformance.scope import Relation, Scope
 from citywatch.protocol.conformance.sessions import SessionTracker
-from citywatch.protocol.messages import AckMessage, CommandMessage, ConfigMessage, EventMessage, StateMessage
+from citywatch.protocol.messages import (
+    AckMessage,
+    CommandMessage,
+    ConfigMessage,
+    EventMessage,
+    EvidenceMessage,
+    StateMessage,
+)
 from citywatch.protocol.topics import (
     DEVICE_TO_GATEWAY,
     GATEWAY_TO_DEVICE,
@@ -81,6 +89,7 @@ class _Device:
     events: EventTracker
     commands: CommandTracker
     outbox: OutboxTracker = field(default_factory=OutboxTracker)
+    evidence: EvidenceTracker = field(default_factory=EvidenceTracker)
     last_heard: datetime | None = None
 
 
@@ -168,7 +177,7 @@ class Checker:
                 judgement.add(
                     rules.TOPIC_DIRECTION,
                     f"a {looks_like} published on {topic.channel.value}, a gateway→device channel: a device "
-                    "publishes only on state, telemetry, event, snapshot and ack",
+                    "publishes only on state, telemetry, event, snapshot, evidence and ack",
                 )
             else:
                 judgement.add(
@@ -217,6 +226,8 @@ class Checker:
         device.sessions.data(judgement)
         if isinstance(message, EventMessage):
             device.events.event(message, judgement, births=device.sessions.births)
+        if isinstance(message, EvidenceMessage):
+            device.evidence.part(message, judgement)
         if "outbox_seq" in type(message).model_fields:
             device.outbox.message(message.outbox_seq, message.ts, digest, judgement)  # type: ignore[attr-defined]
         if isinstance(message, AckMessage):
@@ -263,6 +274,7 @@ class Checker:
         found += [probe.unanswered() for probe in self._probes.values()]
         self._probes.clear()
         for device_id, device in self._devices.items():
+            found += device.evidence.finish(device_id)
             if device.last_heard is not None and device.sessions.online:
                 silent = (now - device.last_heard).total_seconds()
                 if silent > self.options.silent_after_s:

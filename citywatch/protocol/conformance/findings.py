@@ -140,6 +140,18 @@ OUTBOX_RESENT_UNSEEN = _rule(
     "outbox_seq.resent_unseen", I, "a resend of a numbered message the kit did not see"
 )
 OUTBOX_PARTIAL = _rule("outbox_seq.partial", W, "the device numbers some messages and not others")
+# Evidence (items sent in parts)
+EVIDENCE_CONFLICT = _rule(
+    "evidence.conflict",
+    E,
+    "an evidence part disagreeing with its item's earlier parts, or resent with other bytes",
+)
+EVIDENCE_CORRUPT = _rule(
+    "evidence.corrupt", E, "an evidence item whose joined parts are not its size or SHA-256"
+)
+EVIDENCE_INCOMPLETE = _rule(
+    "evidence.incomplete", W, "an evidence item with parts missing at the end of the watch"
+)
 # Commands and acks
 ACK_MISSING = _rule("ack.missing", E, "a cmd delivered to an online device and not answered in time")
 ACK_UNKNOWN_CMD = _rule("ack.unknown_cmd", I, "an ack of a cmd_id not sent while the kit was watching")

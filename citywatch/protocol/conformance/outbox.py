@@ -28,7 +28,7 @@ class OutboxTracker:
     reported_partial: bool = False
 
     def message(self, outbox_seq: int | None, ts: datetime, digest: bytes, judgement: Judgement) -> None:
-        """A telemetry, event or snapshot message (the channels that may be numbered)."""
+        """A telemetry, event, snapshot or evidence message (the channels that may be numbered)."""
         if outbox_seq is None:
             self.unnumbered += 1
         else:
@@ -37,7 +37,7 @@ class OutboxTracker:
             self.reported_partial = True
             judgement.add(
                 rules.OUTBOX_PARTIAL,
-                "this device numbers some of its telemetry, event and snapshot messages (outbox_seq) and not "
+                "this device numbers some of its telemetry, event, snapshot and evidence messages (outbox_seq) and not "
                 "others: the unnumbered ones get no receipt, so a broker crash can lose them",
             )
         if outbox_seq is None:

@@ -34,7 +34,7 @@ class SessionTracker:
             self._offline(message, judgement)
 
     def data(self, judgement: Judgement) -> None:
-        """A data message (telemetry, event, snapshot, ack): the device must have announced itself."""
+        """A data message (telemetry, event, snapshot, evidence, ack): the device must have announced itself."""
         if self.session is None:
             if not self.reported_no_birth:
                 self.reported_no_birth = True

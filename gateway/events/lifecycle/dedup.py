@@ -1,10 +1,14 @@
 """De-duplication policy: does a raised condition open a new event or update an existing one?
 
-One open event per (device, type). Repeats (a device's new event id for the same condition, a QoS 1
+One open event per (device, type) for lasting conditions (water, e-bike, faults). Repeats (a device's new event id for the same condition, a QoS 1
 duplicate, a flapping sensor) bump the count, last-seen and, if higher, the severity. A condition
 raised again within the suppression window after its event finished does not open a new event:
 a closed (or resolved) one is re-raised to its department, a cancelled one (judged a false alarm)
 only records the repeat.
+
+Incidents are different: every thrown object and every parked vehicle is its own case, even from the
+same camera a minute apart, so each device ``event_id`` of those types opens its own event (a QoS 1
+duplicate of the same ``event_id`` is caught before de-duplication, by its revision).
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from citywatch.protocol.messages import Severity
+from citywatch.protocol.messages import EventType, Severity
 from gateway.events.lifecycle.models import EventState
+
+# Types whose every device event id is a separate incident, never folded into another.
+INCIDENT_TYPES = frozenset({EventType.OBJECT_THROWN.value, EventType.ILLEGAL_PARKING.value})
 
 
 class DedupAction(StrEnum):
@@ -60,6 +67,8 @@ def decide(
     condition: RaisedCondition, known: Iterable[KnownEvent], *, suppression_window: timedelta
 ) -> DedupDecision:
     """New event, or which existing event the condition merges into, and its updated counters."""
+    if condition.event_type in INCIDENT_TYPES:
+        return _new(condition)
     same = [
         event
         for event in known
@@ -77,6 +86,10 @@ def decide(
         target = max(recent, key=lambda event: (event.last_seen, event.event_id))
         action = DedupAction.SUPPRESS if target.state is EventState.CANCELLED else DedupAction.RERAISE
         return _merged(condition, target, action)
+    return _new(condition)
+
+
+def _new(condition: RaisedCondition) -> DedupDecision:
     return DedupDecision(
         action=DedupAction.NEW, count=1, last_seen=condition.seen_at, severity=condition.severity
     )

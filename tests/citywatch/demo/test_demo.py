@@ -22,7 +22,8 @@ def test_demo_delivers_a_flood_event_and_ends_with_a_json_summary(tmp_path: Path
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
-    assert lines[0].startswith("citywatch demo: API http://127.0.0.1:")
+    assert lines[0].startswith("citywatch demo: console http://127.0.0.1:")  # the console first
+    assert lines[1].startswith("  console login (paste the token; this demo's database only): dispatcher cw_")
     assert any(line.startswith("[") and "telemetry=" in line for line in lines), "no live status lines"
     summary = json.loads(lines[-1])
     assert summary["events_raised"] >= 2  # two of the three culverts flood past 10 cm

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -91,6 +94,32 @@ def ack(
 
 def command(cmd_id: str, *, ts: datetime = WATCH_START) -> dict[str, Any]:
     return {"v": 1, "cmd_id": cmd_id, "ts": iso(ts), "command": "ping", "args": {}}
+
+
+def evidence(
+    data: bytes = b"sixteen bytes!!!", *, chunk: int = 8, evidence_id: str = "ev-0000001", **changes: Any
+) -> list[dict[str, Any]]:
+    """The parts of one evidence item (a photo of ``data``), ``chunk`` bytes each."""
+    parts = max(1, math.ceil(len(data) / chunk))
+    return [
+        {
+            "v": 1,
+            "device_id": DEVICE,
+            "event_id": "evt-0001",
+            "evidence_id": evidence_id,
+            "kind": "photo",
+            "content_type": "image/jpeg",
+            "ts": iso(WATCH_START),
+            "taken_at": iso(WATCH_START),
+            "part": part,
+            "parts": parts,
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "data_b64": base64.b64encode(data[part * chunk : (part + 1) * chunk]).decode(),
+        }
+        | changes
+        for part in range(parts)
+    ]
 
 
 class Feed:

@@ -27,6 +27,7 @@ from tests.citywatch.protocol.conformance_support import (
     at,
     command,
     event,
+    evidence,
     iso,
     rule_ids,
     state,
@@ -218,6 +219,9 @@ SCENARIOS: dict[str, Scenario] = {
     "probe.expired": lambda f: _answered(f, ProbeKind.EXPIRED, ok=True),
     "probe.passed": lambda f: _answered(f, ProbeKind.PING, ok=True),
     "watch.silent": lambda f: f.checker.finish(ARRIVAL),
+    "evidence.conflict": lambda f: _evidence(f, second={"caption": "another photo"}),
+    "evidence.corrupt": lambda f: _evidence(f, second={"data_b64": "Ynl0ZXMgISE="}),  # "bytes !!"
+    "evidence.incomplete": lambda f: _evidence(f, parts=(0,), finish=True),
 }
 
 
@@ -342,7 +346,28 @@ NEIGHBOURS: dict[str, Scenario] = {
     "probe.expired": lambda f: _answered(f, ProbeKind.EXPIRED, ok=False, reason="expired"),
     "probe.passed": lambda f: _answered(f, ProbeKind.EXPIRED, ok=True),
     "watch.silent": lambda f: [f.birth(), f.checker.finish(ARRIVAL)][-1],
+    "evidence.conflict": lambda f: _evidence(f),
+    "evidence.corrupt": lambda f: _evidence(f, parts=(1, 0)),  # any order joins
+    "evidence.incomplete": lambda f: _evidence(f, finish=True),
 }
+
+
+def _evidence(
+    feed: Feed,
+    *,
+    parts: tuple[int, ...] = (0, 1),
+    second: dict[str, object] | None = None,
+    finish: bool = False,
+) -> list[Finding]:
+    """A birth, then the parts of a two-part evidence item in the order given (``second`` changes the
+    part sent second); the findings of the last part, or of the end of the watch."""
+    feed.birth()
+    messages = evidence()
+    found: list[Finding] = []
+    for index, number in enumerate(parts):
+        changes = (second or {}) if index == 1 else {}
+        found = feed.send(Channel.EVIDENCE, messages[number] | changes)
+    return feed.checker.finish(ARRIVAL) if finish else found
 
 
 def test_every_rule_has_a_scenario_and_a_neighbour() -> None:

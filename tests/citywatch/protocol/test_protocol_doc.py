@@ -26,6 +26,8 @@ def _channel_for(example: dict[str, object]) -> Channel:
         return Channel.REFUSAL
     if "measurement" in example:
         return Channel.TELEMETRY
+    if "evidence_id" in example:
+        return Channel.EVIDENCE
     if "data_b64" in example:
         return Channel.SNAPSHOT
     if "phase" in example:

@@ -179,21 +179,34 @@ def test_bad_config_lists_every_mistake_and_exits_2(tmp_path: Path) -> None:
             "culvert": {"mount_height_mm": 2000, "thresholds": {"notice_cm": 30}, "median_windw": 5},
         },
     )
-    for command in ("run", "check"):
-        result = run_cli("edge", command, str(bad))
-        assert result.returncode == 2, result.stderr
-        assert "Traceback" not in result.stderr
-        err = result.stderr
-        assert str(bad) in err and "6 problem(s)" in err
-        for expected in (
-            "device.id:",
-            "mqtt.url: MQTT URL 'http://broker' must start with mqtt://",
-            "sensor.port: required field is missing",
-            "sensor.baudrate: baud rate 1234",
-            "culvert.thresholds: thresholds must rise",
-            "culvert.median_windw: unknown field",
-        ):
-            assert expected in err, f"{expected!r} not in:\n{err}"
+    result = run_cli("edge", "run", str(bad))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    err = result.stderr
+    assert str(bad) in err and "6 problem(s)" in err
+    for expected in (
+        "device.id:",
+        "mqtt.url: MQTT URL 'http://broker' must start with mqtt://",
+        "sensor.port: required field is missing",
+        "sensor.baudrate: baud rate 1234",
+        "culvert.thresholds: thresholds must rise",
+        "culvert.median_windw: unknown field",
+    ):
+        assert expected in err, f"{expected!r} not in:\n{err}"
+    # check (citywatch config check): the same mistakes, each at its line, with how to fix it
+    result = run_cli("edge", "check", str(bad))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    err = result.stderr
+    assert "6 error(s) in 1 file(s)" in err
+    for expected in (
+        ": error: device.id:",
+        ": error: mqtt.url: MQTT URL 'http://broker' must start with mqtt://",
+        ": error: sensor.port: required key 'port' is missing",
+        ": error: sensor.baudrate: baud rate 1234",
+        ": error: culvert.thresholds: thresholds must rise",
+        ": error: culvert.median_windw: unknown field (typo?) 'median_windw': did you mean 'median_window'?",
+    ):
+        assert f"{bad}:" in err and expected in err, f"{expected!r} not in:\n{err}"
 
 
 def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from gateway.api.app import create_app
 from gateway.api.deps import SessionDep
@@ -22,6 +22,8 @@ from gateway.api.health import LIVENESS_PATH
 from gateway.auth.deps import AnyCaller
 from gateway.auth.roles import TOKEN_ROLES, Role
 from gateway.auth.service import authenticate, revoke_token
+from gateway.console.web import LOGIN_PATH as CONSOLE_LOGIN
+from gateway.console.web import PREFIX as CONSOLE_PREFIX
 from gateway.runner import GatewayApp
 from tests.gateway.helpers import api_only_gateway
 from tests.gateway.tokens import bearer, issue_token
@@ -76,6 +78,10 @@ def _operations(app: FastAPI) -> list[tuple[str, str]]:
             operations += [(method, route.path) for method in sorted(route.methods)]
         elif isinstance(route.original_route, Route) and route.path in PUBLIC_PATHS:
             continue
+        elif (isinstance(route.original_route, Route) and route.path == CONSOLE_LOGIN) or (
+            isinstance(route.original_route, Mount) and route.path == CONSOLE_PREFIX
+        ):
+            continue  # the console: browsers with a session cookie, not tokens (tests/gateway/console)
         else:
             pytest.fail(f"route {route.path!r} ({route.original_route!r}) is neither an API route nor public")
     return operations

@@ -27,7 +27,12 @@ from tests.gateway.tokens import bearer, issue_token
 
 DEVICE = "culvert-1"
 # Path parameters nothing answers to: every route that looks something up answers 404.
-UNKNOWN = {"device_id": "no-such-device", "event_id": "999999", "identifier": "no-such-alert"}
+UNKNOWN = {
+    "device_id": "no-such-device",
+    "event_id": "999999",
+    "identifier": "no-such-alert",
+    "evidence_id": "no-such-evidence",
+}
 # What each operation needs besides its path to get past validation, up to the look-up.
 REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/devices"): {"json": {"id": "culvert-new", "site": "riverside", "device_type": "culvert"}},

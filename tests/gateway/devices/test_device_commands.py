@@ -144,7 +144,7 @@ def test_a_config_push_is_retained_validated_by_the_device_and_audited_without_i
     answer = admin.post(f"/devices/{DEVICE}/config", json={"config": config, "cmd_id": "cfg-0001"})
     assert answer.status_code == 202, answer.text
     sent = answer.json()
-    assert sent["retained"] is True and sent["expires"] is None and len(sent["config_version"]) == 8
+    assert sent["retained"] is True and sent["expires"] is None and len(sent["config_version"]) == 12
     (published,) = commands.of(ConfigMessage)
     assert published.config == config
     with Collector(mosquitto.url, str(Topic(SITE, DEVICE, Channel.CONFIG))) as later:

@@ -123,3 +123,10 @@ def test_most_recent_finished_event_is_the_one_reraised() -> None:
     ]
     decision = decide(_condition(minutes=10), known, suppression_window=WINDOW)
     assert decision.event_id == "newer" and decision.action is DedupAction.SUPPRESS
+
+
+def test_incidents_never_fold_into_an_open_event_of_their_type() -> None:
+    known = [_known("evt-1", EventState.NEW, event_type="illegal_parking")]
+    for event_type in ("illegal_parking", "object_thrown"):
+        decision = decide(_condition(minutes=1, event_type=event_type), known, suppression_window=WINDOW)
+        assert decision.action is DedupAction.NEW

@@ -1,0 +1,381 @@
+"""The street camera agent: source -> detector -> ParkingAnalyzer -> one ``illegal_parking`` event per case,
+with evidence photos and the plate.
+
+``StreetAgent(config)`` (registered for ``kind: street`` in edge.agent) loads the detector, the plate
+reader and the face cascade in its constructor, so a missing model stops ``citywatch edge run`` at start
+with a clear message. Per case (one stopped vehicle in one zone): ``new`` at the warning (severity
+notice) with the first photo and the plate crop, ``update`` at the violation (severity warning) with the
+second photo, ``end`` when it left or the zone's hours ended (docs/protocol.md, ``illegal_parking``).
+The camera is opened through ``STREET_CAMERAS`` (file, stream and usb built in; the street simulator is
+the entry point ``camera.street_simulator``, see edge/registry.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, ClassVar
+
+import numpy as np
+
+from citywatch.protocol import Channel, EventType, Severity
+from citywatch.protocol.messages import IllegalParkingDetails
+from edge.config import StreetAgentConfig
+from edge.events import EventEmitter
+from edge.registry import NoSourceDriver, SourceRegistry
+from edge.street.appearance import colour_histogram
+from edge.street.config import StreetCameraConfig
+from edge.street.evidence import PhotoContent, plate_crop, render_photo
+from edge.street.geometry import Box
+from edge.street.parking import ParkingAction, ParkingAnalyzer
+from edge.street.tracker import Sighting
+from edge.uplink.evidence import evidence_messages
+from edge.vision.camera_agent import CameraAgent
+from edge.vision.config import DetectorConfig
+from edge.vision.detector import Detector, DetectorOptions
+from edge.vision.errors import VisionStartError
+from edge.vision.sources import Frame, FrameSource, OpenCvSource, SourceError
+from edge.vision.types import Detection
+
+log = logging.getLogger(__name__)
+
+StreetCameraFactory = Callable[[Any, StreetCameraConfig], FrameSource]
+# The "camera" family, like the elevator's and the facade's: entry points named camera.<kind> serve all.
+STREET_CAMERAS: SourceRegistry[StreetCameraFactory] = SourceRegistry(
+    "camera", config_field="street.camera.source.kind"
+)
+
+
+@STREET_CAMERAS.register("file")
+def open_file(source: Any, camera: StreetCameraConfig) -> FrameSource:
+    if not source.path.is_file():
+        raise SourceError(f"video file {source.path} does not exist")
+    return OpenCvSource(str(source.path), live=False, loop=source.loop, fps=camera.fps)
+
+
+@STREET_CAMERAS.register("stream")
+def open_stream(source: Any, camera: StreetCameraConfig) -> FrameSource:
+    return OpenCvSource(source.url, live=True, fps=camera.fps)
+
+
+@STREET_CAMERAS.register("usb")
+def open_usb(source: Any, camera: StreetCameraConfig) -> FrameSource:
+    size = (source.width, source.height) if source.width and source.height else None
+    return OpenCvSource(source.index, live=True, fps=camera.fps, size=size)
+
+
+def make_street_source(camera: StreetCameraConfig) -> FrameSource:
+    return STREET_CAMERAS.get(camera.source.kind)(camera.source, camera)
+
+
+class StreetStartError(VisionStartError):
+    """Something the street agent needs cannot be loaded; the message says what and where."""
+
+
+def detector_options(detector: DetectorConfig) -> DetectorOptions:
+    return DetectorOptions(
+        model_path=detector.model,
+        layout=detector.layout,
+        score_threshold=detector.score_threshold,
+        iou_threshold=detector.iou_threshold,
+        threads=detector.threads,
+        labels=tuple(detector.labels) if detector.labels else None,
+        input_size=detector.input_size,
+        class_thresholds=dict(detector.class_thresholds),
+        label_map=dict(detector.label_map),
+        keep_labels=tuple(detector.keep_labels),
+    )
+
+
+def load_plate_reader(name: str) -> Any:
+    from edge.street.plates import PlateModelError, make_plate_reader
+
+    try:
+        return make_plate_reader(name)
+    except (PlateModelError, ValueError) as exc:
+        raise StreetStartError(f"street.plate.reader: {exc}") from None
+
+
+def load_face_finder() -> Any:
+    from edge.evidence.privacy import FaceFinder
+
+    return FaceFinder()  # EvidenceStartError (a VisionStartError) says what to install
+
+
+def preflight(config: StreetAgentConfig) -> list[str]:
+    """What ``citywatch edge check`` can add for a street camera: the model loads and reports the vehicle
+    classes, the plate reader and face cascade load, the source kind has a driver."""
+    street = config.street
+    problems = []
+    try:
+        detector = Detector.load(detector_options(street.detector))
+    except VisionStartError as exc:
+        problems.append(f"street.detector.model: {exc}")
+    else:
+        missing = sorted(set(street.vehicle_classes) - set(detector.output_labels))
+        if missing:
+            problems.append(
+                f"street.vehicle_classes: {missing} are not among the model's labels after label_map "
+                f"{list(detector.output_labels)}"
+            )
+    for load in (lambda: load_plate_reader(street.plate.reader), load_face_finder):
+        if load is load_face_finder and not street.evidence.blur_faces:
+            continue
+        try:
+            load()
+        except VisionStartError as exc:
+            problems.append(str(exc))
+    try:
+        STREET_CAMERAS.get(street.camera.source.kind)
+    except NoSourceDriver as exc:
+        problems.append(f"street.camera.source: {exc}")
+    return problems
+
+
+class StreetAgent(CameraAgent):
+    agent_name: ClassVar[str] = "street"
+    event_type: ClassVar[EventType] = EventType.ILLEGAL_PARKING
+
+    def __init__(
+        self,
+        config: StreetAgentConfig,
+        *,
+        uplink: Any = None,
+        source: FrameSource | None = None,
+        detector: Detector | None = None,
+        plate_reader: Any = None,
+        face_finder: Any = None,
+        clock: Any = None,  # accepted for symmetry with the culvert agent; frames carry their own time
+    ) -> None:
+        street = config.street
+        # Everything that can fail at start, before the uplink and the grabber exist.
+        self.detector = detector or Detector.load(detector_options(street.detector))
+        self.plate_reader = (
+            plate_reader if plate_reader is not None else load_plate_reader(street.plate.reader)
+        )
+        self.face_finder = face_finder
+        if face_finder is None and street.evidence.blur_faces:
+            self.face_finder = load_face_finder()
+        self.analyzer = ParkingAnalyzer(street)
+        self.street = street
+        super().__init__(
+            config,
+            source=source if source is not None else make_street_source(street.camera),
+            camera=street.camera,
+            paced=bool(getattr(street.camera.source, "realtime", False)),
+            uplink=uplink,
+        )
+        self.cases: dict[int, EventEmitter] = {}  # open events by case id
+        self.plates: dict[int, Any] = {}  # the best plate reading by case id
+        self._plate_tried: dict[int, float] = {}
+        self.actions: list[ParkingAction] = []
+        self.evidence_sent = 0
+
+    # -- frame loop -------------------------------------------------------------------------------
+    def process(self, frame: Frame) -> list[ParkingAction]:
+        t = self.frame_time(frame)
+        wall = self.timestamp(t)
+        image = frame.image
+        detections = self.detector.detect(image)
+        vehicles = set(self.street.vehicle_classes)
+        sightings = []
+        for det in detections:
+            if det.label in vehicles:
+                box = Box(det.x1, det.y1, det.x2, det.y2)
+                sightings.append(Sighting(det.label, det.score, box, colour_histogram(image, box)))
+        actions = self.analyzer.update(t, wall, sightings)
+        self.health.processed(self.detector.last_inference_ms)
+        self.frames_processed += 1
+        for action in actions:
+            self.actions.append(action)
+            try:
+                self._apply(action, image, detections)
+            except Exception:  # a failed photo must not lose the event or stop the loop
+                log.exception("street agent: case %d %s failed", action.case_id, action.kind)
+        self._retry_plates(t, image)
+        return actions
+
+    def _apply(self, action: ParkingAction, image: np.ndarray, detections: list[Detection]) -> None:
+        ts = self.timestamp(action.t)
+        if action.kind == "warning":
+            self._read_plate(action.case_id, image, action.box, action.t)
+            opened = EventEmitter(device_id=self.config.device.id, event_type=self.event_type)
+            message = opened.open(
+                ts=ts,
+                severity=Severity.NOTICE,
+                details=self._details(action),
+                confidence=self._confidence(action),
+                started_at=self.timestamp(action.started_t),
+            )
+            self.cases[action.case_id] = opened
+            self.uplink.send(Channel.EVENT, message)
+            self._send_photo(action, message.event_id, image, detections, ts)
+            log.warning(
+                "illegal parking warning: %s in zone %s for %.0f s (event %s)",
+                action.vehicle_class,
+                action.zone,
+                action.dwell_s,
+                message.event_id,
+            )
+        elif action.kind == "violation":
+            current = self.cases.get(action.case_id)
+            if current is None or not current.is_open:
+                return
+            self._read_plate(action.case_id, image, action.box, action.t)
+            message = current.update(
+                ts=ts,
+                details=self._details(action),
+                severity=Severity.WARNING,
+                confidence=self._confidence(action),
+            )
+            self.uplink.send(Channel.EVENT, message)
+            self._send_photo(action, message.event_id, image, detections, ts)
+            log.warning("illegal parking violation: zone %s, event %s", action.zone, message.event_id)
+        else:
+            ending = self.cases.pop(action.case_id, None)
+            if ending is None or not ending.is_open:
+                return
+            message = ending.end(ts=ts, details=self._details(action), confidence=self._confidence(action))
+            self.uplink.send(Channel.EVENT, message)
+            self.plates.pop(action.case_id, None)
+            self._plate_tried.pop(action.case_id, None)
+            log.info("illegal parking %s: event %s ended", action.stage, message.event_id)
+
+    def _details(self, action: ParkingAction) -> dict[str, Any]:
+        plate = self.plates.get(action.case_id)
+        vehicle_class = action.vehicle_class if action.vehicle_class in _PROTOCOL_CLASSES else None
+        return IllegalParkingDetails(
+            stage=action.stage,
+            zone=action.zone,
+            dwell_s=round(max(action.dwell_s, 0.0), 1),
+            grace_s=round(action.grace_s, 1) if action.grace_s is not None else None,
+            vehicle_class=vehicle_class,  # type: ignore[arg-type]  # checked against the protocol's list
+            plate=plate.text if plate is not None else None,
+            plate_colour=plate.colour if plate is not None else None,
+            plate_confidence=round(float(plate.confidence), 3) if plate is not None else None,
+            box=[round(float(v), 1) for v in action.box.as_tuple()],
+            departure=action.departure,
+            violation_recorded=action.violation_recorded if action.kind == "end" else None,
+        ).model_dump(exclude_none=True)
+
+    def _confidence(self, action: ParkingAction) -> float:
+        track = next((tr for tr in self.analyzer.tracker.tracks if tr.track_id == action.track_id), None)
+        if track is None or track.hits == 0:
+            return 0.9
+        mean_score = sum(track.label_votes.values()) / track.hits
+        return round(min(max(mean_score, 0.05), 1.0), 3)
+
+    # -- plates -----------------------------------------------------------------------------------
+    def _read_plate(self, case_id: int, image: np.ndarray, box: Box, t: float) -> None:
+        self._plate_tried[case_id] = t
+        height, width = image.shape[:2]
+        x1, y1 = max(0, int(box.x1)), max(0, int(box.y1))
+        x2, y2 = min(width, int(np.ceil(box.x2))), min(height, int(np.ceil(box.y2)))
+        if x2 - x1 < 8 or y2 - y1 < 8:
+            return
+        reading = self.plate_reader.read(image[y1:y2, x1:x2])
+        if reading is None or reading.confidence < self.street.plate.min_confidence:
+            return
+        best = self.plates.get(case_id)
+        if best is None or reading.confidence > best.confidence:
+            px1, py1, px2, py2 = reading.box
+            # Keep where it was read in the frame too, for the crop.
+            self.plates[case_id] = _FramePlate(
+                reading.text, reading.colour, reading.confidence, Box(x1 + px1, y1 + py1, x1 + px2, y1 + py2)
+            )
+
+    def _retry_plates(self, t: float, image: np.ndarray) -> None:
+        """Open cases without a sure plate: read again every plate.retry_s while the vehicle is seen."""
+        for case in self.analyzer.open_cases():
+            if case.case_id in self.plates or case.track.last_seen_t != t:
+                continue
+            if t - self._plate_tried.get(case.case_id, -1e9) >= self.street.plate.retry_s:
+                self._read_plate(case.case_id, image, case.track.box, t)
+
+    # -- evidence ---------------------------------------------------------------------------------
+    def _send_photo(
+        self,
+        action: ParkingAction,
+        event_id: str,
+        image: np.ndarray,
+        detections: list[Detection],
+        ts: datetime,
+    ) -> None:
+        evidence = self.street.evidence
+        zone = next(z for z in self.street.zones if z.name == action.zone)
+        plate = self.plates.get(action.case_id)
+        vehicles = set(self.street.vehicle_classes)
+        people = set(self.street.privacy_classes)
+        own = action.box
+        others = [
+            Box(d.x1, d.y1, d.x2, d.y2)
+            for d in detections
+            if d.label in vehicles and Box(d.x1, d.y1, d.x2, d.y2) != own
+        ]
+        local = ts.astimezone(self.analyzer.timezone)
+        caption = f"{local:%Y-%m-%d %H:%M:%S %z}  {action.zone}  {action.stage.upper()}  dwell {action.dwell_s:.0f} s"
+        content = PhotoContent(
+            zone=zone.polygon,
+            vehicle=own,
+            own_plate=plate.box if plate is not None else None,
+            other_vehicles=others,
+            people=[Box(d.x1, d.y1, d.x2, d.y2) for d in detections if d.label in people],
+            faces=self.face_finder.find(image)
+            if (self.face_finder is not None and evidence.blur_faces)
+            else [],
+            caption=caption,
+        )
+        locate = getattr(self.plate_reader, "locate", None)
+        jpeg = render_photo(
+            image, content, evidence, (lambda crop: _box_only(locate(crop))) if locate else None
+        )
+        self._send_evidence(event_id, "photo", jpeg, ts, f"{action.stage} {action.zone}")
+        if evidence.plate_crop and plate is not None:
+            crop = plate_crop(image, plate.box, quality=evidence.jpeg_quality)
+            if crop is not None:
+                self._send_evidence(event_id, "plate_crop", crop, ts, "plate")
+
+    def _send_evidence(self, event_id: str, kind: str, data: bytes, taken_at: datetime, caption: str) -> None:
+        for message in evidence_messages(
+            device_id=self.config.device.id,
+            event_id=event_id,
+            kind=kind,
+            content_type="image/jpeg",
+            data=data,
+            taken_at=taken_at,
+            caption=caption,
+        ):
+            self.uplink.send(Channel.EVIDENCE, message)
+        self.evidence_sent += 1
+
+    # -- hooks ------------------------------------------------------------------------------------
+    def on_source_end(self) -> None:
+        open_cases = self.analyzer.open_cases()
+        if open_cases:
+            log.info("source ended with %d parking case(s) open; they stay open", len(open_cases))
+
+    def health_fields(self) -> dict[str, Any]:
+        return {
+            "tracks": len(self.analyzer.tracker.tracks),
+            "open_cases": len(self.analyzer.open_cases()),
+            "warnings": self.analyzer.warnings,
+            "violations": self.analyzer.violations,
+        }
+
+
+_PROTOCOL_CLASSES = frozenset({"car", "truck", "bus", "motorbike", "ebike"})
+
+
+class _FramePlate:
+    """A plate reading with its box in frame pixels (the reader's is in the vehicle crop)."""
+
+    __slots__ = ("box", "colour", "confidence", "text")
+
+    def __init__(self, text: str, colour: str, confidence: float, box: Box) -> None:
+        self.text, self.colour, self.confidence, self.box = text, colour, confidence, box
+
+
+def _box_only(found: Any) -> tuple[int, int, int, int] | None:
+    """OnnxPlateReader.locate returns (box, score); the photo only needs the box."""
+    return None if found is None else found[0]

@@ -1,0 +1,1 @@
+"""The licence-plate reader: synthetic vehicle crops, training, export and evaluation."""
