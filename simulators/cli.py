@@ -140,7 +140,10 @@ def _register_street(sub: argparse._SubParsersAction[Any]) -> None:
     street.add_argument("--seed", type=int, default=1, help="first scenario seed")
     street.add_argument("--count", type=int, default=1, help="scenarios: seeds seed..seed+count-1")
     street.add_argument(
-        "--duration", type=float, default=None, help="seconds per scenario (default: the scenario's own length)"
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds per scenario (default: the scenario's own length)",
     )
     street.add_argument("--time", dest="time_of_day", choices=("day", "dusk", "night"), default=None)
     street.add_argument("--weather", choices=("clear", "rain"), default=None)
@@ -155,7 +158,10 @@ def _register_street(sub: argparse._SubParsersAction[Any]) -> None:
     street.add_argument("--dwell", type=float, default=120.0, help="rules: seconds before the warning")
     street.add_argument("--grace", type=float, default=600.0, help="rules: seconds from warning to violation")
     street.add_argument(
-        "--format", choices=("mp4", "avi", "frames"), default="mp4", help="mp4 (mp4v), avi (MJPG) or a JPEG frame directory"
+        "--format",
+        choices=("mp4", "avi", "frames"),
+        default="mp4",
+        help="mp4 (mp4v), avi (MJPG) or a JPEG frame directory",
     )
     street.set_defaults(handler=_street)
 

@@ -82,7 +82,7 @@ def _suite_facade(options: BenchOptions, work: Path) -> dict[str, Any]:
 def _suite_street(options: BenchOptions, work: Path) -> dict[str, Any]:
     from citywatch.bench.street import bench_street
 
-    return bench_street(seconds=20.0 if options.quick else 50.0, workdir=work)
+    return bench_street(seconds=20.0 if options.quick else 55.0, workdir=work)
 
 
 SUITES: dict[str, Callable[[BenchOptions, Path], dict[str, Any]]] = {

@@ -37,13 +37,11 @@ G = 9.81
 FloatArray = np.ndarray
 
 # Coarse grid of terminal velocities (m/s): leaves ~1, a cigarette pack ~9, a bottle ~30, a brick ~60.
-_VT_GRID = np.concatenate([np.geomspace(0.8, 150.0, 24), [np.inf]])
-_COARSE_STEP_S = 0.08
-_COARSE_POINTS = 24  # the coarse grid sees at most this many points (evenly spread); the zoom all given
+_VT_GRID = np.concatenate([np.geomspace(0.8, 150.0, 48), [np.inf]])
+_COARSE_STEP_S = 0.04
 _STILL_M = 0.3
 _STILL_POINTS = 3
 _STILL_HEAD_S = 0.4
-BLOB_WOBBLE = 0.15  # pixels of centroid wobble allowed per pixel of blob size (sqrt of the area)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +51,10 @@ class TrackPoints:
     t: FloatArray
     x: FloatArray
     h: FloatArray
-    # Vertical metres per image pixel at each point (None: residuals are judged in metres only).
-    scale: FloatArray | None = None
-    size_px: float = 0.0  # median blob area, pixels
 
     def __post_init__(self) -> None:
         if not (len(self.t) == len(self.x) == len(self.h)):
             raise ValueError("t, x and h must have the same length")
-        if self.scale is not None and len(self.scale) != len(self.t):
-            raise ValueError("scale must have one value per point")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +78,6 @@ class FallFit:
     impact_x_m: float = math.nan
     impact: str = ""  # "ground" (the fit's ground crossing) or "stopped" (where it came to rest, seen)
     confidence: float = 0.0
-    residual_px: float = math.nan  # the same residual in image pixels (with the points' scale)
-    explained: float = math.nan  # share of the apparent height's variance the fit explains (R^2)
-    coverage: float = math.nan  # share of the frames over the fitted span that have a point
-    release_depth_m: float = 0.0  # from the object plane, towards the camera (0 without a camera)
-    outward_speed_mps: float = 0.0  # towards the camera at release
 
     @property
     def fall_height_m(self) -> float:
@@ -135,19 +123,15 @@ def _fit_drag(t: FloatArray, h: FloatArray, t_lo: float, t_hi: float) -> tuple[f
         return (residual**2).sum(axis=2), release_h
 
     release_ts = np.arange(t_lo, t_hi + _COARSE_STEP_S, _COARSE_STEP_S)
-    full_t, full_h = t, h
-    pick = _subsample(len(t), _COARSE_POINTS)
-    t, h = full_t[pick], full_h[pick]
     sse, _ = sse_grid(release_ts, _VT_GRID)
-    t, h = full_t, full_h
     # The best release time for each terminal velocity; zoom in on the three best of those (separate basins:
     # "released just before the first point" and "long at terminal velocity" can both fit a steady descent).
     best_per_vt = sse.min(axis=1)
     best = (math.inf, 0.0, 0.0, math.inf)
     for i in np.argsort(best_per_vt)[:3]:
         t_r, vt = float(release_ts[int(np.argmin(sse[i]))]), float(_VT_GRID[i])
-        step_t, log_step = _COARSE_STEP_S, math.log(1.25)
-        for _ in range(5):
+        step_t, log_step = _COARSE_STEP_S, math.log(1.12)
+        for _ in range(4):
             ts = np.clip(t_r + step_t * np.arange(-3, 4), t_lo, t_hi)
             if math.isfinite(vt):
                 vts = vt * np.exp(log_step * np.arange(-3, 4))
@@ -163,187 +147,26 @@ def _fit_drag(t: FloatArray, h: FloatArray, t_lo: float, t_hi: float) -> tuple[f
     return t_r, release_h, vt, math.sqrt(sse_best / len(t))
 
 
-def _release_sigma(
-    ts: FloatArray, h: FloatArray, model: _Model, camera: CameraGeometry | None, rms: float
-) -> float:
-    """Standard error of the release height from the fit's Jacobian (numerical), scaled by the residual;
-    with a camera the release depth (and its prior) widens it."""
-    n = len(ts)
-    free = [0, 1] if model.w > 1e-9 else [0]
-    if camera is not None:
-        free += [2, 3]
-    base = camera.height_m if camera is not None else 0.0
-    p0 = model.vector()
-    release_h, _, _ = _solve(ts, h, model, camera)
+def _release_sigma(t: FloatArray, release_t: float, release_h: float, vt: float, rms: float) -> float:
+    """Standard error of release_h from the fit's Jacobian (numerical), scaled by the residual."""
+    n = len(t)
+    params = [release_t, math.log(vt)] if math.isfinite(vt) else [release_t]
 
-    def heights(p: FloatArray, release: float) -> FloatArray:
-        candidate = _Model(*p)
-        m = _magnification(ts, candidate, camera)
-        return base + (release - base - fall_distance(ts - candidate.release_t, candidate.vt)) * m
+    def heights(p: list[float]) -> FloatArray:
+        return model_height(t, p[0], release_h, math.exp(p[1]) if len(p) > 1 else math.inf)
 
-    reference = heights(p0, release_h)
-    columns = [heights(p0, release_h + 1e-3) - reference]
-    for k in free:
+    columns = [np.ones(n)]
+    for k in range(len(params)):
         step = 1e-4 if k == 0 else 1e-3
-        q = p0.copy()
-        q[k] += step
-        columns.append((heights(q, release_h) - reference) * (1e-3 / step))
-    jacobian = np.stack(columns, axis=1) / 1e-3
+        up, down = list(params), list(params)
+        up[k] += step
+        down[k] -= step
+        columns.append((heights(up) - heights(down)) / (2 * step))
+    jacobian = np.stack(columns, axis=1)
     dof = max(1, n - jacobian.shape[1])
     sigma2 = rms**2 * n / dof
-    information = jacobian.T @ jacobian / sigma2
-    if camera is not None:  # the depth prior
-        information[free.index(2) + 1, free.index(2) + 1] += 1.0 / _DEPTH_SIGMA_M**2
-    covariance = np.linalg.pinv(information)
+    covariance = np.linalg.pinv(jacobian.T @ jacobian) * sigma2
     return float(math.sqrt(max(covariance[0, 0], 0.0)))
-
-
-@dataclass(frozen=True, slots=True)
-class CameraGeometry:
-    """Where the camera stands relative to the plane the track's positions are measured on (the
-    calibration's object plane): an object ``z`` metres nearer the camera than that plane shows
-    ``D / (D - z)`` times further from the camera's foot point ``(x_m, height_m)`` than it is."""
-
-    distance_m: float  # camera to the object plane
-    height_m: float  # lens height
-    x_m: float | None = None  # facade x in front of which it stands (None: x is not metric there)
-
-
-# The depth fit: release depth from the object plane and speed towards the camera, both bounded.
-_DEPTH_RANGE_M = (-0.5, 1.5)
-_DEPTH_SIGMA_M = 0.7  # prior: most objects leave within an arm's length of the object plane
-_MAX_OUTWARD_MPS = 6.0
-_MAX_W = 1.0 / 0.8  # 1 / slowest terminal velocity on the grid
-_LM_ITERATIONS = 15
-_GOOD_ENOUGH_M = 0.15  # a refined planar start this close (rms) needs no other start
-_LM_POINTS = 32  # the search runs on at most this many points (evenly spread); the result on all
-
-
-@dataclass(frozen=True, slots=True)
-class _Model:
-    """One candidate trajectory: release time, 1 / terminal velocity, release depth, speed outwards."""
-
-    release_t: float
-    w: float
-    depth_m: float = 0.0
-    outward_mps: float = 0.0
-
-    @property
-    def vt(self) -> float:
-        return 1.0 / self.w if self.w > 1e-9 else math.inf
-
-    def vector(self) -> FloatArray:
-        return np.array([self.release_t, self.w, self.depth_m, self.outward_mps])
-
-
-def _batch(
-    ts: FloatArray, h: FloatArray, params: FloatArray, camera: CameraGeometry | None
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """For each row of ``params`` (release time, 1/vt, depth, speed outwards): (release heights,
-    residuals, magnifications). The release height enters linearly and is solved in closed form; the
-    magnification is how much further from the camera's foot point the object shows than it is."""
-    release_t, w = params[:, 0:1], params[:, 1:2]
-    tau = ts[None, :] - release_t
-    vt = np.where(w > 1e-9, 1.0 / np.maximum(w, 1e-9), np.inf)
-    dropped = fall_distance(tau, vt)
-    if camera is None:
-        m = np.ones_like(tau)
-        base = 0.0
-    else:
-        base = camera.height_m
-        outward, depth0 = params[:, 3:4], params[:, 2:3]
-        ahead = np.maximum(tau, 0.0)
-        k = G * w * w  # quadratic drag slows the outward flight as it does the fall
-        slow = k * outward
-        travel = np.where(slow < 1e-9, outward * ahead, np.log1p(slow * ahead) / np.maximum(k, 1e-12))
-        depth = np.minimum(depth0 + travel, 0.9 * camera.distance_m)
-        m = camera.distance_m / (camera.distance_m - depth)
-    target = h[None, :] - base + dropped * m  # = (release_h - base) * m for a perfect fit
-    above = (m * target).sum(axis=1) / (m * m).sum(axis=1)
-    return above + base, target - above[:, None] * m, m
-
-
-def _solve(
-    ts: FloatArray, h: FloatArray, model: _Model, camera: CameraGeometry | None
-) -> tuple[float, FloatArray, FloatArray]:
-    """(release height, residuals, magnification) of one model."""
-    release, residual, m = _batch(ts, h, model.vector()[None, :], camera)
-    return float(release[0]), residual[0], m[0]
-
-
-def _magnification(ts: FloatArray, model: _Model, camera: CameraGeometry | None) -> FloatArray:
-    return _solve(ts, np.zeros_like(ts), model, camera)[2]
-
-
-def _refine(
-    ts: FloatArray, h: FloatArray, start: _Model, camera: CameraGeometry, bounds: tuple[FloatArray, FloatArray]
-) -> tuple[_Model, float]:
-    """Levenberg-Marquardt over (release time, 1/vt, depth, speed outwards) from ``start``; SSE with the
-    depth prior. Finite-difference Jacobian, the five evaluations in one batch."""
-    low, high = bounds
-    prior = max(float(np.std(h)) * 0.02, 0.05) / _DEPTH_SIGMA_M  # the prior's weight, metres of residual
-
-    def residuals(rows: FloatArray) -> FloatArray:
-        _, r, _ = _batch(ts, h, rows, camera)
-        return np.concatenate([r, prior * rows[:, 2:3]], axis=1)
-
-    steps = np.array([1e-3, 1e-3, 1e-2, 1e-2])
-    p = start.vector()
-    r = residuals(p[None, :])[0]
-    cost = float(r @ r)
-    damping = 1e-2
-    for _ in range(_LM_ITERATIONS):
-        signed = np.where(p + steps <= high, steps, -steps)
-        rows = np.vstack([p, p + np.diag(signed)])
-        evaluated = residuals(rows)
-        jacobian = ((evaluated[1:] - evaluated[0]) / signed[:, None]).T
-        normal = jacobian.T @ jacobian
-        gradient = jacobian.T @ r
-        improved = False
-        for _attempt in range(6):
-            try:
-                delta = np.linalg.solve(normal + damping * np.diag(np.diag(normal) + 1e-9), -gradient)
-            except np.linalg.LinAlgError:
-                damping *= 10
-                continue
-            q = np.clip(p + delta, low, high)
-            r_new = residuals(q[None, :])[0]
-            cost_new = float(r_new @ r_new)
-            if cost_new < cost:
-                relative = (cost - cost_new) / max(cost, 1e-12)
-                p, r, cost = q, r_new, cost_new
-                damping = max(damping / 3, 1e-7)
-                improved = relative > 1e-3
-                break
-            damping *= 4
-        if not improved:
-            break
-    return _Model(*p), cost
-
-
-def _subsample(n: int, limit: int) -> FloatArray:
-    return np.unique(np.linspace(0, n - 1, min(n, limit)).round().astype(int))
-
-
-def _fit_3d(
-    ts: FloatArray, h: FloatArray, camera: CameraGeometry | None, t_lo: float
-) -> tuple[_Model, float, float]:
-    """(model, release height, rms): the planar grid fit, then (with a camera) depth refinements."""
-    pick = _subsample(len(ts), _LM_POINTS)
-    release_t, _release_h, vt, _rms = _fit_drag(ts[pick], h[pick], t_lo, float(ts[-1]))
-    best = _Model(release_t, 0.0 if math.isinf(vt) else 1.0 / vt)
-    if camera is not None:
-        low = np.array([t_lo, 0.0, _DEPTH_RANGE_M[0], 0.0])
-        high = np.array([float(ts[-1]), _MAX_W, _DEPTH_RANGE_M[1], _MAX_OUTWARD_MPS])
-        # From the planar fit; when that leaves much unexplained, also from a toss towards the camera
-        # (whose picture may even climb at first).
-        candidates = [_refine(ts[pick], h[pick], best, camera, (low, high))]
-        if candidates[0][1] > (_GOOD_ENOUGH_M**2) * len(pick):
-            for start in (_Model(release_t, best.w, 0.5, 2.5), _Model(min(release_t, 0.0), 0.05, 0.5, 4.0)):
-                candidates.append(_refine(ts[pick], h[pick], start, camera, (low, high)))
-        best = min(candidates, key=lambda candidate: candidate[1])[0]
-    release_h, residual, _ = _solve(ts, h, best, camera)
-    return best, release_h, float(np.sqrt(np.mean(residual**2)))
 
 
 def fit_fall(
@@ -352,69 +175,39 @@ def fit_fall(
     *,
     ground_h_m: float = 0.0,
     max_unseen_s: float = 3.0,
-    camera: CameraGeometry | None = None,
 ) -> FallFit:
-    """Fit ``points`` to a fall and apply the rules; ``accepted`` with reason "fall" or the first rule failed.
-
-    With ``camera`` the object may also fly towards the camera (tossed out), which the picture shows as
-    a slower fall, a curve, or even a climb at first: the fit then has two more unknowns, the release
-    depth and the outward speed, and the rules judge the de-magnified heights (the object's own)."""
+    """Fit ``points`` to a fall and apply the rules; ``accepted`` with reason "fall" or the first rule failed."""
     order = np.argsort(points.t)
     t, x, h = points.t[order], points.x[order], points.h[order]
-    scale = points.scale[order] if points.scale is not None else np.full(len(t), math.nan)
     n = len(t)
     if n < rules.min_track_frames or (t[-1] - t[0]) < rules.min_duration_s:
         return FallFit(False, "too_few_frames", n)
-    steps = np.diff(t)
-    frame_s = float(steps[steps > 1e-6].min()) if (steps > 1e-6).any() else 1.0
     extent = math.hypot(float(np.ptp(x)), float(np.ptp(h)))
-    if extent < max(rules.min_drop_m / 2, 2 * rules.max_residual_m):
+    if extent < max(rules.min_drop_m / 2, 4 * rules.max_residual_m):
         return FallFit(False, "stationary", n)
-    head = len(t)
     t, x, h = _trim_still_start(t, x, h)
-    scale = scale[head - len(t) :]
     t, x, h, stopped = _trim_stop(t, x, h)
-    scale = scale[: len(t)]
     n = len(t)
     if n < rules.min_track_frames or (t[-1] - t[0]) < rules.min_duration_s:
         return FallFit(False, "too_few_frames", n)
-    apparent_drop = float(np.median(h[:3]) - np.median(h[-3:]))
-    if camera is None:
-        if apparent_drop < -rules.max_residual_m:
-            return FallFit(False, "climbing", n)
-        if apparent_drop < rules.min_drop_m:
-            return FallFit(False, "not_falling", n)
+    drop = float(np.median(h[:3]) - np.median(h[-3:]))
+    if drop < -rules.max_residual_m:
+        return FallFit(False, "climbing", n)
+    if drop < rules.min_drop_m:
+        return FallFit(False, "not_falling", n)
+
     t0 = float(t[0])
     ts = t - t0
-    # Cheap before the fit: whatever falls moves smoothly; a low polynomial follows it closely.
-    smooth = np.polyfit(ts, h, min(4, n - 4))
-    if float(np.sqrt(np.mean((h - np.polyval(smooth, ts)) ** 2))) > 2 * rules.max_residual_m:
-        return FallFit(False, "erratic", n)
-
-    model, release_h, rms = _fit_3d(ts, h, camera, -max_unseen_s)
-    _, residual, _ = _solve(ts, h, model, camera)
-    rms_px = float(np.sqrt(np.nanmean((residual / scale) ** 2))) if np.isfinite(scale).all() else math.nan
-    coverage = n / (float(ts[-1]) / frame_s + 1.0)
-    spread = float(np.sum((h - h.mean()) ** 2))
-    explained = 1.0 - float(np.sum(residual**2)) / spread if spread > 0 else 0.0
-    release_t, vt = model.release_t, model.vt
-    m = _magnification(ts, model, camera)
-    # The object's own heights and x, de-magnified (the same as observed without a camera).
-    base_h = camera.height_m if camera is not None else 0.0
-    y = base_h + (h - base_h) / m
-    base_x = camera.x_m if camera is not None and camera.x_m is not None else None
-    own_x = x if base_x is None else base_x + (x - base_x) / m
-    drop = float(np.median(y[:3]) - np.median(y[-3:]))
-
-    quad, quad_cov = np.polyfit(ts, y, 2, cov="unscaled")
-    quad_resid = y - np.polyval(quad, ts)
+    quad, quad_cov = np.polyfit(ts, h, 2, cov="unscaled")
+    quad_resid = h - np.polyval(quad, ts)
     quad_sigma2 = float((quad_resid**2).sum()) / max(1, n - 3)
     quad_accel = -2.0 * float(quad[0])
     quad_se = 2.0 * math.sqrt(max(float(quad_cov[0, 0]) * quad_sigma2, 0.0))
 
+    release_t, release_h, vt, rms = _fit_drag(ts, h, -max_unseen_s, float(ts[-1]))
     # x drifts smoothly (lateral drag only slows it): jitter about a quadratic is flutter or a bird's turns.
-    x_fit = np.polyfit(ts, own_x, 2 if n >= 6 else 1)
-    jitter = float(np.sqrt(np.mean((own_x - np.polyval(x_fit, ts)) ** 2)))
+    x_fit = np.polyfit(ts, x, 2 if n >= 6 else 1)
+    jitter = float(np.sqrt(np.mean((x - np.polyval(x_fit, ts)) ** 2)))
     lateral_speed = float(np.median(np.abs(np.polyval(np.polyder(x_fit), ts))))
     tau_first = 0.0 - release_t
     if tau_first <= 0 or math.isinf(vt):
@@ -426,7 +219,7 @@ def fit_fall(
     else:  # before the first point: extrapolate linearly (a quadratic would overshoot)
         slope = float(np.polyval(np.polyder(x_fit), 0.0))
         release_x = float(np.polyval(x_fit, 0.0)) + slope * release_t
-    sigma = _release_sigma(ts, h, model, camera, rms)
+    sigma = _release_sigma(ts, release_t, release_h, vt, rms)
 
     common = dict(
         frames=n,
@@ -441,25 +234,12 @@ def fit_fall(
         residual_m=rms,
         lateral_jitter_m=jitter,
         lateral_speed_mps=lateral_speed,
-        residual_px=rms_px,
-        explained=explained,
-        coverage=coverage,
-        release_depth_m=model.depth_m,
-        outward_speed_mps=model.outward_mps,
     )
-    # A big blob's centroid wobbles more (it tumbles, and windows and railings cut into it).
-    residual_px_limit = rules.max_residual_px + BLOB_WOBBLE * math.sqrt(points.size_px) if points.size_px else rules.max_residual_px
     reason = "fall"
     if quad_accel - 2.0 * quad_se > rules.max_accel_fraction * G:
         reason = "faster_than_gravity"  # (the drag model cannot follow it either: checked first to say so)
-    elif rms > rules.max_residual_m or rms_px > residual_px_limit or explained < rules.min_explained:
+    elif rms > rules.max_residual_m:
         reason = "erratic"
-    elif coverage < rules.min_coverage:
-        reason = "gappy"
-    elif drop < -rules.max_residual_m:
-        reason = "climbing"
-    elif drop < rules.min_drop_m:
-        reason = "not_falling"
     elif jitter > rules.max_lateral_jitter_m:
         reason = "fluttering"
     elif lateral_speed > rules.max_lateral_speed_mps:
@@ -473,7 +253,7 @@ def fit_fall(
     if reason != "fall":
         return FallFit(False, reason, **common)  # type: ignore[arg-type]
 
-    impact_t, impact_h, impact = float(ts[-1]), float(y[-1]), "stopped"
+    impact_t, impact_h, impact = float(ts[-1]), float(h[-1]), "stopped"
     if not stopped and release_h > ground_h_m:
         # Not seen to stop: it left the frame, went behind a canopy or reached the ground in view; the
         # fitted fall says when it reached the ground (before or after the last point).

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge.facade.ballistic import CameraGeometry
 from edge.facade.config import (
     BuildingConfig,
     ColumnsConfig,
@@ -101,18 +100,6 @@ class FacadeCalibration:
         # Floor lines as y = a + b * x, one row per line, lowest floor first.
         self._lines = lines
         self._line_heights = line_heights_m
-
-    @property
-    def camera(self) -> CameraGeometry | None:
-        """The camera relative to the objects' plane, for the fall fit's depth (None without parallax)."""
-        parallax = self.parallax
-        if parallax is None:
-            return None
-        return CameraGeometry(
-            distance_m=parallax.camera_distance_m - parallax.object_distance_m,
-            height_m=parallax.camera_height_m,
-            x_m=parallax.camera_x_m if self._h is not None else None,
-        )
 
     @classmethod
     def from_config(cls, config: FacadeConfig) -> FacadeCalibration:
@@ -192,14 +179,9 @@ class FacadeCalibration:
 
     def metres_per_pixel(self, u: float, v: float) -> float:
         """Vertical metres per image pixel around (u, v): the scale of noise and gates."""
-        return float(self.metres_per_pixel_at(np.array([u]), np.array([v]))[0])
-
-    def metres_per_pixel_at(self, u: FloatArray, v: FloatArray) -> FloatArray:
-        """``metres_per_pixel`` of many points at once."""
-        u_arr, v_arr = np.asarray(u, np.float64), np.asarray(v, np.float64)
-        _, h0 = self.to_facade(u_arr, v_arr - 0.5)
-        _, h1 = self.to_facade(u_arr, v_arr + 0.5)
-        return np.abs(h0 - h1)
+        _, h0 = self.to_facade(u, v - 0.5)
+        _, h1 = self.to_facade(u, v + 0.5)
+        return float(abs(h0[0] - h1[0]))
 
     def _height_from_lines(self, u: FloatArray, v: FloatArray) -> tuple[FloatArray, FloatArray]:
         assert self._lines is not None and self._line_heights is not None

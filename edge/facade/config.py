@@ -306,17 +306,15 @@ class DetectionConfig(_Strict):
     background: Literal["gaussian", "mog2"] = Field(
         default="gaussian",
         title="Background model",
-        description="gaussian: one running mean per colour channel and one noise level per pixel, "
-        "foreground where the largest channel difference stands out (a few ms per 1080p frame on one core); "
-        "mog2: OpenCV's mixture of Gaussians on colour, copes with swaying or blinking backgrounds (~40 ms).",
+        description="gaussian: one running mean and variance per pixel (about 11 ms per 1080p frame on one "
+        "core); mog2: OpenCV's mixture of Gaussians, copes with swaying or blinking backgrounds (~30 ms).",
     )
     var_threshold: float = Field(
         default=25.0,
         gt=0,
         le=400,
         title="Background threshold",
-        description="A pixel is foreground when its squared difference (the largest of its three colour "
-        "channels) exceeds this many times its noise variance.",
+        description="A pixel is foreground when its squared difference exceeds this many variances.",
     )
     history_frames: int = Field(default=250, ge=10, title="Background history, frames")
     min_blob_area_px: int = Field(default=2, ge=1, title="Smallest blob, pixels (processing resolution)")
@@ -326,15 +324,7 @@ class DetectionConfig(_Strict):
         gt=0,
         lt=1,
         title="Global change fraction",
-        description="A frame whose change covers more than this share of the view in dense patches (lights, "
-        "exposure, shake; not sparse snowflakes or rain) yields no blobs.",
-    )
-    ignore_above_roof_m: float | None = Field(
-        default=3.0,
-        ge=0,
-        title="Sky above the roof, metres",
-        description="Motion more than this above the roof line (through the calibration) is sky: clouds, "
-        "birds, aircraft; nothing thrown from a window starts there. None: watch the sky too.",
+        description="A frame with more changed pixels than this (lights, exposure, shake) yields no blobs.",
     )
     stabilize: bool = Field(
         default=True, title="Shake compensation", description="Align frames by phase correlation first."
@@ -362,23 +352,17 @@ class TrackingConfig(_Strict):
     max_gap_s: float = Field(
         default=0.4, gt=0, le=5, title="Track gap, seconds", description="Missed frames a track survives."
     )
-    max_tracks: int = Field(
-        default=1000, ge=1, title="Simultaneous tracks", description="Snow keeps hundreds alive at once."
-    )
+    max_tracks: int = Field(default=64, ge=1, title="Simultaneous tracks")
 
 
 class FallRulesConfig(_Strict):
-    min_track_frames: int = Field(default=12, ge=4, title="Minimum track frames")
+    min_track_frames: int = Field(default=8, ge=4, title="Minimum track frames")
     min_duration_s: float = Field(default=0.3, gt=0, title="Minimum track duration, seconds")
     min_drop_m: float = Field(
-        default=2.0,
-        gt=0,
-        title="Minimum drop, metres",
-        description="Net descent seen (the object's own, after the depth correction): more than an arm "
-        "swung or a cloth shaken over a balcony railing.",
+        default=3.0, gt=0, title="Minimum drop, metres", description="Net descent seen."
     )
     min_accel_fraction: float = Field(
-        default=0.7,
+        default=0.5,
         gt=0,
         lt=1,
         title="Minimum fall acceleration, fraction of g",
@@ -393,7 +377,7 @@ class FallRulesConfig(_Strict):
         description="Nothing falls faster.",
     )
     min_terminal_velocity_mps: float = Field(
-        default=7.0,
+        default=5.0,
         gt=0,
         title="Slowest terminal velocity, m/s",
         description="Leaves, paper, bags and snow settle slower than this.",
@@ -401,29 +385,8 @@ class FallRulesConfig(_Strict):
     max_residual_m: float = Field(
         default=0.5, gt=0, title="Largest fit residual, metres", description="RMS of height about the fit."
     )
-    max_residual_px: float = Field(
-        default=2.0,
-        gt=0,
-        title="Largest fit residual, pixels",
-        description="The same RMS in image pixels: a chance chain of specks (rain, snow, noise) strays "
-        "further from any fall than a real blob's centroid does.",
-    )
-    min_explained: float = Field(
-        default=0.99,
-        gt=0,
-        lt=1,
-        title="Explained variance",
-        description="Share of the track's height variance the fall must explain (R squared).",
-    )
-    min_coverage: float = Field(
-        default=0.5,
-        gt=0,
-        le=1,
-        title="Frames covered",
-        description="Share of the frames over the fitted span where the object was seen.",
-    )
     max_lateral_jitter_m: float = Field(
-        default=0.1,
+        default=0.5,
         gt=0,
         title="Largest lateral jitter, metres",
         description="RMS of x about a smooth drift.",

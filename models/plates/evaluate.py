@@ -24,6 +24,8 @@ from edge.street.plates import MODEL_DIR, make_plate_reader
 
 HELDOUT_SEED_BASE = 900_000
 HEIGHTS = (12, 16, 20, 30, 45, 70)
+# The street config's default plate.min_confidence: readings under it never reach an event.
+AGENT_MIN_CONFIDENCE = 0.5
 METRICS_FILE = MODEL_DIR / "plate-reader.metrics.json"
 
 
@@ -35,7 +37,7 @@ def evaluate_reader(
     by_height: dict[str, Any] = {}
     times: list[float] = []
     for height in heights:
-        counts = {"exact": 0, "text_only": 0, "misread": 0, "unread": 0}
+        counts = {"exact": 0, "text_only": 0, "misread": 0, "unread": 0, "exact_conf": 0, "misread_conf": 0}
         by_colour: dict[str, list[int]] = {}
         night = [0, 0]
         for i in range(per_height):
@@ -45,6 +47,11 @@ def evaluate_reader(
             reading = reader.read(scene.image)
             times.append((time.perf_counter() - start) * 1000)
             exact = reading is not None and reading.text == scene.text and reading.colour == scene.colour
+            confident = reading is not None and reading.confidence >= AGENT_MIN_CONFIDENCE
+            counts["exact_conf"] += int(exact and confident)
+            counts["misread_conf"] += int(
+                confident and not exact and reading is not None and reading.text != scene.text
+            )
             if reading is None:
                 counts["unread"] += 1
             elif exact:
@@ -65,6 +72,8 @@ def evaluate_reader(
             "misread_rate": round(counts["misread"] / per_height, 4),
             "unread_rate": round(counts["unread"] / per_height, 4),
             "text_right_colour_wrong": counts["text_only"],
+            "exact_rate_confident": round(counts["exact_conf"] / per_height, 4),
+            "misread_rate_confident": round(counts["misread_conf"] / per_height, 4),
             "exact_rate_by_colour": {c: round(k / n, 4) for c, (k, n) in sorted(by_colour.items())},
             "night_crops": night[1],
             "exact_rate_night": round(night[0] / night[1], 4) if night[1] else None,
@@ -75,6 +84,7 @@ def evaluate_reader(
         scene = make_scene(rng, int(rng.integers(20, 71)), with_plate=False)
         false_reads += int(reader.read(scene.image) is not None)
     return {
+        "agent_min_confidence": AGENT_MIN_CONFIDENCE,
         "by_height": by_height,
         "no_plate_crops": negatives,
         "no_plate_false_read_rate": round(false_reads / max(1, negatives), 4),
@@ -106,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     for height, row in metrics["by_height"].items():
         print(
             f"{height:>3} px: exact {row['exact_rate']:.1%}  misread {row['misread_rate']:.1%}  "
-            f"unread {row['unread_rate']:.1%}  by colour {row['exact_rate_by_colour']}"
+            f"unread {row['unread_rate']:.1%}  | confidence >= {AGENT_MIN_CONFIDENCE}: exact "
+            f"{row['exact_rate_confident']:.1%} misread {row['misread_rate_confident']:.1%}  "
+            f"by colour {row['exact_rate_by_colour']}"
         )
     if not args.no_write and args.model_dir.resolve() == MODEL_DIR.resolve():
         METRICS_FILE.write_text(json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")

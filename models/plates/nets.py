@@ -55,6 +55,7 @@ class Localiser(nn.Module):
         )  # /16
         self.fuse = nn.Sequential(ConvBN(32 + 48, 32, 1), ConvBN(32, 32, 3))
         self.head = nn.Conv2d(32, 5, 1)
+        assert self.head.bias is not None
         nn.init.constant_(self.head.bias[0], -4.0)  # start predicting "no plate" almost everywhere
 
     def forward(self, x: Tensor) -> Tensor:

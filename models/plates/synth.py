@@ -140,7 +140,7 @@ def _noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np
     # cv2.randn is ten times faster than numpy's normal on whole frames; seeded from the scene's rng.
     cv2.setRNGSeed(int(rng.integers(2**31)))
     noise = np.empty(shape, np.float32)
-    cv2.randn(noise, 0.0, sigma)
+    cv2.randn(noise, 0.0, sigma)  # type: ignore[call-overload]
     return noise
 
 
@@ -170,4 +170,6 @@ def _camera(rng: np.random.Generator, img: np.ndarray, *, night: bool) -> np.nda
     quality = int(rng.integers(45, 95))
     ok, jpg = cv2.imencode(".jpg", out8, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
-    return cv2.imdecode(jpg, cv2.IMREAD_COLOR)
+    decoded = cv2.imdecode(jpg, cv2.IMREAD_COLOR)
+    assert decoded is not None
+    return np.asarray(decoded)

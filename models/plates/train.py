@@ -309,7 +309,7 @@ def export(loc: Any, rec: Any, out: Path, provenance: dict[str, str]) -> dict[st
 
     out.mkdir(parents=True, exist_ok=True)
     digests = {}
-    graphs = (
+    graphs: tuple[tuple[Any, ...], ...] = (
         (
             LocaliserExport(loc),
             torch.zeros(1, 3, LOC_SIZE, LOC_SIZE),

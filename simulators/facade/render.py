@@ -173,10 +173,6 @@ class FacadeRenderer:
         frame = self.background.copy()
         self._draw_clouds(frame, t)
         self._draw_laundry(frame, t)
-        for person in scenario.people:
-            if person.start_s <= t <= person.end_s:
-                for part in person.parts:
-                    self._draw_blob(frame, part, t)
         in_flight: list[tuple[int, float, float]] = []
         for throw in scenario.throws:
             if throw.start_s - self.exposure_s <= t <= throw.end_s + self.exposure_s:

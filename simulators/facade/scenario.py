@@ -18,16 +18,13 @@ import numpy as np
 from simulators.facade.building import Building, random_building, random_camera_pose
 from simulators.facade.camera import CameraPose, FacadeCamera
 from simulators.facade.distractors import (
-    PERSON_ACTIONS,
     Insect,
     LightSwitch,
     Mover,
-    Person,
     Shake,
     simulate_bird,
     simulate_flutter,
     simulate_insect,
-    simulate_person,
 )
 from simulators.facade.physics import OBJECT_KINDS, Fall, FloatArray, ObjectSpec, make_object, simulate_fall
 
@@ -45,10 +42,6 @@ BIRDS_PER_MIN = {"day": 2.0, "dusk": 1.5, "night": 0.3}
 INSECTS_PER_MIN = {"day": 0.5, "dusk": 1.0, "night": 1.5}
 LIGHT_SWITCHES_PER_MIN = {"day": 0.0, "dusk": 10.0, "night": 6.0}
 LIT_AT_START = {"day": 0.0, "dusk": 0.3, "night": 0.45}
-PEOPLE_PER_MIN = {"day": 2.0, "dusk": 1.5, "night": 0.8}
-# People are drawn from their own generator (seeded from the scenario's seed and this), so adding them
-# left every other part of a seeded scenario as it was.
-PEOPLE_STREAM = 1414
 
 
 @dataclass(frozen=True)
@@ -129,7 +122,6 @@ class Scenario:
     shakes: list[Shake]
     light_switches: list[LightSwitch]
     lit_at_start: frozenset[tuple[int, int]]  # (floor, column) lit at t = 0
-    people: list[Person] = dataclasses.field(default_factory=list)  # on balconies, at open windows
 
     def camera(self, size: tuple[int, int]) -> FacadeCamera:
         return FacadeCamera(self.pose, size[0], size[1])
@@ -202,9 +194,6 @@ def make_scenario(
     movers, insects, shakes, switches, lit = _plan_distractors(
         rng, building, seen, camera, conditions, time_of_day, duration_s, distractor_rate
     )
-    people = _plan_people(
-        np.random.default_rng((seed, PEOPLE_STREAM)), building, seen, time_of_day, duration_s, distractor_rate
-    )
     return Scenario(
         seed=seed,
         duration_s=duration_s,
@@ -218,7 +207,6 @@ def make_scenario(
         shakes=shakes,
         light_switches=switches,
         lit_at_start=lit,
-        people=people,
     )
 
 
@@ -284,39 +272,6 @@ def _plan_throws(
         out.append(dataclasses.replace(throw, fall=shifted))
         cursor += fall.duration_s + GAP_AFTER_IMPACT_S
     return out
-
-
-def _plan_people(
-    rng: np.random.Generator,
-    building: Building,
-    windows: list[tuple[int, int]],
-    time_of_day: str,
-    duration_s: float,
-    rate: float,
-) -> list[Person]:
-    """People stepping out on balconies in view (at open windows where the tower has no balconies)."""
-    balconies = [w for w in windows if building.has_balcony(*w)]
-    places = balconies or [w for w in windows if w[0] >= 2]
-    if not places:
-        return []
-    people = []
-    for index, start in enumerate(_poisson_starts(rng, rate * PEOPLE_PER_MIN[time_of_day], duration_s)):
-        floor, column = places[int(rng.integers(len(places)))]
-        on_balcony = building.has_balcony(floor, column)
-        people.append(
-            simulate_person(
-                rng,
-                3001 + index,
-                start,
-                str(rng.choice(PERSON_ACTIONS)),
-                floor=floor,
-                column=column,
-                floor_y_m=building.floor_y(floor),
-                x_m=building.column_x(column),
-                rail_z_m=building.balcony_depth_m if on_balcony else 0.3,
-            )
-        )
-    return people
 
 
 def _in_view_part(mover: Mover, camera: FacadeCamera) -> Mover | None:
@@ -575,18 +530,6 @@ def truth_document(scenario: Scenario, size: tuple[int, int], fps: float) -> dic
                 "kind": "insect",
                 "start_s": round(insect.start_s, 3),
                 "end_s": round(min(insect.end_s, scenario.duration_s), 3),
-            }
-        )
-    for person in scenario.people:
-        distractors.append(
-            {
-                "id": person.id,
-                "kind": "person",
-                "action": person.action,
-                "start_s": round(person.start_s, 3),
-                "end_s": round(min(person.end_s, scenario.duration_s), 3),
-                "floor": person.floor,
-                "column": person.column,
             }
         )
     for shake in scenario.shakes:

@@ -91,9 +91,7 @@ def plate_width_px(colour: PlateColour, height_px: int) -> int:
 def character_cells(colour: PlateColour) -> tuple[tuple[float, float], ...]:
     """Each character cell's (left, right) edge as a fraction of the plate's width (before weathering)."""
     layout = _layout(colour)
-    return tuple(
-        (x / layout.width_mm, (x + layout.char_w_mm) / layout.width_mm) for x in layout.cell_x_mm
-    )
+    return tuple((x / layout.width_mm, (x + layout.char_w_mm) / layout.width_mm) for x in layout.cell_x_mm)
 
 
 def random_plate(rng: np.random.Generator, colour: PlateColour | None = None) -> tuple[str, PlateColour]:

@@ -95,7 +95,10 @@ def _pixels_in_picture(
         return None
     corners: list[list[float]] = []
     for u, v in camera.pixels(poly):
-        corner = [round(min(max(float(u), 0.0), float(width)), 1), round(min(max(float(v), 0.0), float(height)), 1)]
+        corner = [
+            round(min(max(float(u), 0.0), float(width)), 1),
+            round(min(max(float(v), 0.0), float(height)), 1),
+        ]
         if corner not in corners:
             corners.append(corner)
     if len(corners) < 3 or _area(corners) < 1.0:
