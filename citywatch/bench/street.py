@@ -84,14 +84,15 @@ def render_clip(path: Path, section: dict[str, Any], *, size: tuple[int, int], f
 def street_section(truth: dict[str, Any], clip: Path, plate_reader: str) -> dict[str, Any]:
     """The device's ``street`` section for the simulated street (zones by the one mapping ``citywatch eval
     parking`` uses, the truth's 10 s dwell and 20 s grace), reading ``clip`` as fast as it decodes."""
-    from citywatch.bench.runner import PROJECT_ROOT
     from citywatch.evaluation.street_config import analyzer_config_from_truth
 
     config = analyzer_config_from_truth(
         truth,
         video=clip,
         overrides={
-            "detector": {"model": str(PROJECT_ROOT / "models" / "coco-centernet.onnx")},
+            "detector": {
+                "model": str(Path(__file__).resolve().parents[2] / "models" / "coco-centernet.onnx")
+            },
             "plate": {"reader": plate_reader},
         },
     )

@@ -79,7 +79,8 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def _register_throwing(sub: argparse._SubParsersAction[Any]) -> None:
-    from citywatch.evaluation.throwing import HELD_OUT_SEED, TUNING_SEED
+    from citywatch.evaluation.seeds import THROWING_HELD_OUT_SEED as HELD_OUT_SEED
+    from citywatch.evaluation.seeds import THROWING_TUNING_SEED as TUNING_SEED
 
     throwing = sub.add_parser(
         "throwing",
@@ -162,7 +163,7 @@ def _throwing(args: argparse.Namespace) -> int:
 
 
 def _register_parking(sub: argparse._SubParsersAction[Any]) -> None:
-    from citywatch.evaluation.parking import HELD_OUT_SEED
+    from citywatch.evaluation.seeds import PARKING_HELD_OUT_SEED as HELD_OUT_SEED
 
     parking = sub.add_parser(
         "parking",

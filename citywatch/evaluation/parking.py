@@ -32,7 +32,9 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-HELD_OUT_SEED = 1_000_000  # simulators.street.HELD_OUT_FIRST_SEED: never used for tuning
+from citywatch.evaluation.seeds import PARKING_HELD_OUT_SEED
+
+HELD_OUT_SEED = PARKING_HELD_OUT_SEED
 PRESET_EVERY = 4  # scenario 3, 7, 11...: a preset story instead of a random mix
 PRESETS = ("occluded", "swap", "queue", "leaves_in_grace", "jam", "double_park", "bus_stop", "drop_off")
 PARKING_KINDS = ("parked", "drop_off", "bus_stop", "double_parked")  # the rest is traffic
@@ -481,6 +483,16 @@ def _truth_and_source(job: ParkingJob, options: EvalOptions) -> tuple[dict[str, 
 
 def run_job(job: ParkingJob, options: EvalOptions) -> ScenarioScore:
     """One video through the street agent's per-frame path, scored against its truth."""
+    edge_log = logging.getLogger("edge")
+    level = edge_log.level
+    edge_log.setLevel(logging.ERROR)  # a line per case would drown the progress
+    try:
+        return _run_job(job, options)
+    finally:
+        edge_log.setLevel(level)  # in-process callers (tests) keep their logging
+
+
+def _run_job(job: ParkingJob, options: EvalOptions) -> ScenarioScore:
     import cv2
 
     from citywatch.evaluation.street_config import analyzer_config_from_truth
@@ -488,7 +500,6 @@ def run_job(job: ParkingJob, options: EvalOptions) -> ScenarioScore:
     from edge.street.agent import StreetAgent, make_street_source
 
     cv2.setNumThreads(1)
-    logging.getLogger("edge").setLevel(logging.ERROR)  # a line per case would drown the progress
     started = time.process_time()
     truth, source_section, source = _truth_and_source(job, options)
     if options.oracle and job.video is not None:
