@@ -19,15 +19,14 @@ judging ended tracks; tracking is the remainder of ``FacadeAnalyzer.process``.
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
+
+from citywatch.bench.process import bare_decode_s_per_frame, in_fresh_process, pin_to_one_cpu
 
 TARGET_FPS = 25.0
 RSS_BUDGET_MB = 300.0
@@ -81,14 +80,6 @@ def render_clip(path: Path, scenario: Any, *, frames: int, size: tuple[int, int]
     return path
 
 
-def _pin_to_one_cpu() -> int | None:
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
 class _StageClock:
     """Wraps the analyzer's steps on the instance and adds up their milliseconds."""
 
@@ -131,7 +122,7 @@ class _TimedBackground:
 
 def _measure_analyzer(clip: str, facade: dict[str, Any], repeats: int) -> dict[str, Any]:
     """Runs in a fresh process on one CPU: bare decode, then decode + analyzer, ``repeats`` times each."""
-    cpu = _pin_to_one_cpu()
+    cpu = pin_to_one_cpu()
     import cv2
 
     cv2.setNumThreads(1)
@@ -140,18 +131,7 @@ def _measure_analyzer(clip: str, facade: dict[str, Any], repeats: int) -> dict[s
 
     config = FacadeConfig.model_validate(facade)
 
-    def decode_only() -> float:
-        capture = cv2.VideoCapture(clip)
-        started, count = time.perf_counter(), 0
-        while capture.read()[0]:
-            count += 1
-        elapsed = time.perf_counter() - started
-        capture.release()
-        if count == 0:
-            raise RuntimeError(f"OpenCV decoded no frame of {clip}")
-        return elapsed / count
-
-    decode_s = [decode_only() for _ in range(repeats)]
+    decode_s = [bare_decode_s_per_frame(clip) for _ in range(repeats)]
 
     stage_ms = dict.fromkeys(("decode", "motion_background", "blobs", "tracking", "fit"), 0.0)
     motion_parts = dict.fromkeys(("grey", "shake", "background"), 0.0)
@@ -238,12 +218,6 @@ def _measure_agent(facade: dict[str, Any], mqtt_url: str, outbox: str) -> dict[s
     }
 
 
-def _in_fresh_process(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    # A spawned process: its peak RSS is its own, not the renderer's or the bench's.
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(function, *args).result()
-
-
 def bench_facade(
     *,
     frames: int = 250,
@@ -262,10 +236,10 @@ def bench_facade(
         clip = render_clip(Path(tmp) / "facade.avi", scenario, frames=frames, size=size, fps=fps)
         render_s = time.perf_counter() - started
         facade = facade_section(scenario, size, fps, clip)
-        figures = _in_fresh_process(_measure_analyzer, str(clip), facade, repeats)
+        figures = in_fresh_process(_measure_analyzer, str(clip), facade, repeats)
         broker = MosquittoBroker(data_dir=Path(tmp) / "broker").start()
         try:
-            agent = _in_fresh_process(_measure_agent, facade, broker.url, str(Path(tmp) / "outbox.sqlite3"))
+            agent = in_fresh_process(_measure_agent, facade, broker.url, str(Path(tmp) / "outbox.sqlite3"))
         finally:
             broker.stop()
     in_clip = [t for t in scenario.throws if t.end_s <= frames / fps]

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from citywatch.bench.facade import _in_fresh_process, _pin_to_one_cpu
+from citywatch.bench.process import bare_decode_s_per_frame, in_fresh_process, pin_to_one_cpu
 
 TARGET_FPS = 10.0
 RSS_BUDGET_MB = 300.0
@@ -182,7 +182,7 @@ def _measure_agent_path(
     case_s: float | None = None,
 ) -> dict[str, Any]:
     """Runs in a fresh process on one CPU: bare decode, then decode + the agent's per-frame path."""
-    cpu = _pin_to_one_cpu()
+    cpu = pin_to_one_cpu()
     import cv2
 
     cv2.setNumThreads(1)
@@ -191,18 +191,7 @@ def _measure_agent_path(
 
     config = _agent_config(street, "mqtt://127.0.0.1:1", outbox)
 
-    def decode_only() -> float:
-        capture = cv2.VideoCapture(clip)
-        started, count = time.perf_counter(), 0
-        while capture.read()[0]:
-            count += 1
-        elapsed = time.perf_counter() - started
-        capture.release()
-        if count == 0:
-            raise RuntimeError(f"OpenCV decoded no frame of {clip}")
-        return elapsed / count
-
-    decode_s = [decode_only() for _ in range(repeats)]
+    decode_s = [bare_decode_s_per_frame(clip) for _ in range(repeats)]
     stage_ms = dict.fromkeys(STAGES, 0.0)
     per_frame_s = []
     frames = 0
@@ -352,7 +341,7 @@ def bench_street(
         render_s = time.perf_counter() - started
         street = street_section(truth, clip, reader)
         due = [s for s in truth["stops"] if s["warning"] and s["warning_at_s"] <= seconds and s["box_px"]]
-        figures = _in_fresh_process(
+        figures = in_fresh_process(
             _measure_agent_path,
             str(clip),
             street,
@@ -363,7 +352,7 @@ def bench_street(
         )
         broker = MosquittoBroker(data_dir=Path(tmp) / "broker").start()
         try:
-            agent = _in_fresh_process(_measure_agent, street, broker.url, str(Path(tmp) / "outbox.sqlite3"))
+            agent = in_fresh_process(_measure_agent, street, broker.url, str(Path(tmp) / "outbox.sqlite3"))
         finally:
             broker.stop()
     figures.update(

@@ -14,14 +14,13 @@ The integrator calls it from ``citywatch bench``; it returns a flat-ish dict of 
 
 from __future__ import annotations
 
-import os
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
+
+from citywatch.bench.process import in_fresh_process, pin_to_one_cpu
 
 DEFAULT_MODEL = Path("models/ebike-detector.onnx")
 
@@ -45,17 +44,9 @@ def render_clip(path: Path, *, frames: int, size: tuple[int, int], fps: float, s
     return path
 
 
-def _pin_to_one_cpu() -> int | None:
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
 def _measure(clip: str, model: str, repeats: int) -> dict[str, Any]:
     """Runs in a fresh process on one CPU."""
-    cpu = _pin_to_one_cpu()
+    cpu = pin_to_one_cpu()
     import cv2
 
     cv2.setNumThreads(1)
@@ -150,9 +141,7 @@ def bench_pipeline(
         started = time.perf_counter()
         clip = render_clip(Path(tmp) / "clip.avi", frames=frames, size=size, fps=fps, seed=seed, kind=kind)
         render_s = time.perf_counter() - started
-        # A fresh process: its peak RSS is the pipeline's, not the renderer's.
-        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-            figures = pool.submit(_measure, str(clip), str(model), repeats).result()
+        figures = in_fresh_process(_measure, str(clip), str(model), repeats)
     figures.update(
         {
             "stream": f"{size[0]}x{size[1]} @ {fps:g} fps (simulated ride {kind}, seed {seed}, MJPEG decode)",

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
 from typing import Any, Literal
 
 from citywatch.protocol import Channel, EventType, Severity
@@ -31,38 +30,16 @@ from edge.evidence.throw import still_time, throw_overlay
 from edge.evidence.worker import Evidence, EvidenceJob, EvidenceProducer, EvidenceWorker
 from edge.facade.analyzer import FacadeAnalyzer, ThrowDetection
 from edge.facade.config import FacadeCameraConfig
-from edge.registry import SourceRegistry
 from edge.uplink.evidence import evidence_messages
 from edge.vision.camera_agent import CameraAgent
-from edge.vision.sources import Frame, FrameSource, OpenCvSource, SourceError
+from edge.vision.sources import Frame, FrameSource, camera_registry
 
 log = logging.getLogger(__name__)
 
 EVIDENCE_STOP_S = 60.0  # stopping waits this long for clips being written
 
-FacadeCameraFactory = Callable[[Any, FacadeCameraConfig], FrameSource]
-# The "camera" family, like the elevator's registry: entry points named camera.<kind> serve both.
-FACADE_CAMERAS: SourceRegistry[FacadeCameraFactory] = SourceRegistry(
-    "camera", config_field="facade.camera.source.kind"
-)
-
-
-@FACADE_CAMERAS.register("file")
-def open_file(source: Any, camera: FacadeCameraConfig) -> FrameSource:
-    if not source.path.is_file():
-        raise SourceError(f"video file {source.path} does not exist")
-    return OpenCvSource(str(source.path), live=False, loop=source.loop, fps=camera.fps)
-
-
-@FACADE_CAMERAS.register("stream")
-def open_stream(source: Any, camera: FacadeCameraConfig) -> FrameSource:
-    return OpenCvSource(source.url, live=True, fps=camera.fps)
-
-
-@FACADE_CAMERAS.register("usb")
-def open_usb(source: Any, camera: FacadeCameraConfig) -> FrameSource:
-    size = (source.width, source.height) if source.width and source.height else None
-    return OpenCvSource(source.index, live=True, fps=camera.fps, size=size)
+# The "camera" family: the built-in kinds, and entry points named camera.<kind> that every family shares.
+FACADE_CAMERAS = camera_registry("facade.camera.source.kind")
 
 
 def make_facade_source(camera: FacadeCameraConfig) -> FrameSource:

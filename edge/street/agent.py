@@ -13,7 +13,6 @@ the entry point ``camera.street_simulator``, see edge/registry.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -23,7 +22,7 @@ from citywatch.protocol import Channel, EventType, Severity
 from citywatch.protocol.messages import IllegalParkingDetails
 from edge.config import StreetAgentConfig
 from edge.events import EventEmitter
-from edge.registry import NoSourceDriver, SourceRegistry
+from edge.registry import NoSourceDriver
 from edge.street.appearance import colour_histogram
 from edge.street.config import StreetCameraConfig
 from edge.street.evidence import PhotoContent, plate_crop, render_photo
@@ -35,34 +34,13 @@ from edge.vision.camera_agent import CameraAgent
 from edge.vision.config import DetectorConfig
 from edge.vision.detector import Detector, DetectorOptions
 from edge.vision.errors import VisionStartError
-from edge.vision.sources import Frame, FrameSource, OpenCvSource, SourceError
+from edge.vision.sources import Frame, FrameSource, camera_registry
 from edge.vision.types import Detection
 
 log = logging.getLogger(__name__)
 
-StreetCameraFactory = Callable[[Any, StreetCameraConfig], FrameSource]
-# The "camera" family, like the elevator's and the facade's: entry points named camera.<kind> serve all.
-STREET_CAMERAS: SourceRegistry[StreetCameraFactory] = SourceRegistry(
-    "camera", config_field="street.camera.source.kind"
-)
-
-
-@STREET_CAMERAS.register("file")
-def open_file(source: Any, camera: StreetCameraConfig) -> FrameSource:
-    if not source.path.is_file():
-        raise SourceError(f"video file {source.path} does not exist")
-    return OpenCvSource(str(source.path), live=False, loop=source.loop, fps=camera.fps)
-
-
-@STREET_CAMERAS.register("stream")
-def open_stream(source: Any, camera: StreetCameraConfig) -> FrameSource:
-    return OpenCvSource(source.url, live=True, fps=camera.fps)
-
-
-@STREET_CAMERAS.register("usb")
-def open_usb(source: Any, camera: StreetCameraConfig) -> FrameSource:
-    size = (source.width, source.height) if source.width and source.height else None
-    return OpenCvSource(source.index, live=True, fps=camera.fps, size=size)
+# The "camera" family: the built-in kinds, and entry points named camera.<kind> that every family shares.
+STREET_CAMERAS = camera_registry("street.camera.source.kind")
 
 
 def make_street_source(camera: StreetCameraConfig) -> FrameSource:

@@ -131,28 +131,43 @@ class OpenCvSource:
             self._capture = None
 
 
-# Opens a frame source from its config section and the camera's (frame rate, size).
-CameraFactory = Callable[[Any, CameraConfig], FrameSource]
+class CameraRate(Protocol):
+    """What the built-in openers need of a camera section (elevator, facade and street all have it)."""
 
-CAMERAS: SourceRegistry[CameraFactory] = SourceRegistry("camera", config_field="elevator.camera.source.kind")
+    @property
+    def fps(self) -> float: ...
 
 
-@CAMERAS.register("file")
-def open_file(source: FileSourceConfig, camera: CameraConfig) -> FrameSource:
+def open_file(source: FileSourceConfig, camera: CameraRate) -> FrameSource:
     if not source.path.is_file():
         raise SourceError(f"video file {source.path} does not exist")
     return OpenCvSource(str(source.path), live=False, loop=source.loop, fps=camera.fps)
 
 
-@CAMERAS.register("stream")
-def open_stream(source: StreamSourceConfig, camera: CameraConfig) -> FrameSource:
+def open_stream(source: StreamSourceConfig, camera: CameraRate) -> FrameSource:
     return OpenCvSource(source.url, live=True, fps=camera.fps)
 
 
-@CAMERAS.register("usb")
-def open_usb(source: UsbSourceConfig, camera: CameraConfig) -> FrameSource:
+def open_usb(source: UsbSourceConfig, camera: CameraRate) -> FrameSource:
     size = (source.width, source.height) if source.width and source.height else None
     return OpenCvSource(source.index, live=True, fps=camera.fps, size=size)
+
+
+def camera_registry(config_field: str) -> SourceRegistry[Callable[[Any, Any], FrameSource]]:
+    """A camera family's registry with the built-in kinds (file, stream, usb); simulators add theirs as
+    ``camera.<kind>`` entry points, which every family shares."""
+    registry: SourceRegistry[Callable[[Any, Any], FrameSource]] = SourceRegistry(
+        "camera", config_field=config_field
+    )
+    registry.register("file")(open_file)
+    registry.register("stream")(open_stream)
+    registry.register("usb")(open_usb)
+    return registry
+
+
+# Opens a frame source from its config section and the camera's (frame rate, size).
+CameraFactory = Callable[[Any, CameraConfig], FrameSource]
+CAMERAS = camera_registry("elevator.camera.source.kind")
 
 
 def make_source(camera: CameraConfig) -> FrameSource:
