@@ -111,28 +111,24 @@ def test_a_revoked_device_is_locked_out_after_a_reload(accounts: Accounts) -> No
     assert not connect_result(broker.url, username="c1", password=PASSWORDS["c1"]).is_failure
 
 
+def _tls_device(broker: MosquittoBroker, ca: str, tmp_path: Path) -> Uplink:
+    """Device c1's uplink over the broker's TLS listener, trusting the test's CA."""
+    assert broker.tls is not None
+    options = MqttOptions(
+        host=broker.host, port=broker.tls.port, username="c1", password=PASSWORDS["c1"], tls=True, ca_file=ca
+    )
+    return Uplink(
+        options, SITE, "c1", DeviceType.CULVERT, "cfg-1", tmp_path / "outbox.sqlite3", receipts=None
+    )
+
+
 def test_tls_with_the_bundles_ca(accounts: Accounts, tmp_path: Path) -> None:
     broker = accounts.broker
     ca = str(tmp_path / "ca" / "ca.crt")
     refused = connect_result(broker.tls_url, username="c1", password=PASSWORDS["c1"], ca_file=None)
     assert isinstance(refused, ssl.SSLCertVerificationError), "the system's CAs do not know the test CA"
     assert broker.tls is not None
-    uplink = Uplink(
-        MqttOptions(
-            host=broker.host,
-            port=broker.tls.port,
-            username="c1",
-            password=PASSWORDS["c1"],
-            tls=True,
-            ca_file=ca,
-        ),
-        SITE,
-        "c1",
-        DeviceType.CULVERT,
-        "cfg-1",
-        tmp_path / "outbox.sqlite3",
-        receipts=None,
-    )
+    uplink = _tls_device(broker, ca, tmp_path)
     with _gateway(broker) as gateway:
         uplink.start()
         try:
@@ -152,22 +148,7 @@ def test_the_gateway_ingest_over_tls_with_a_private_ca(accounts: Accounts, tmp_p
     ca = str(tmp_path / "ca" / "ca.crt")
     url = f"mqtts://gateway:{PASSWORDS['gateway']}@{broker.host}:{broker.tls.port}"
     settings = Settings(MQTT_URL=url, MQTT_CA_FILE=ca, DATA_DIR=tmp_path / "gateway", HTTP_PORT=0)
-    uplink = Uplink(
-        MqttOptions(
-            host=broker.host,
-            port=broker.tls.port,
-            username="c1",
-            password=PASSWORDS["c1"],
-            tls=True,
-            ca_file=ca,
-        ),
-        SITE,
-        "c1",
-        DeviceType.CULVERT,
-        "cfg-1",
-        tmp_path / "outbox.sqlite3",
-        receipts=None,
-    )
+    uplink = _tls_device(broker, ca, tmp_path)
     with GatewayApp(settings) as gateway:
         with gateway.session_factory() as session, session.begin():
             devices_service.provision(session=session, device_id="c1", site=SITE, device_type="culvert")
