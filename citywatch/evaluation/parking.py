@@ -543,6 +543,7 @@ def _run_job(job: ParkingJob, options: EvalOptions) -> ScenarioScore:
             agent.process(frame)
             frames += 1
         agent.on_source_end()
+        agent.close()  # the photos made off the frame loop
         origin = agent.timestamp(0.0)  # the wall-clock time of frame time 0
     cases = reported_cases(uplink.events, origin)
     return score_cases(job.name, truth, cases, frames, round(time.process_time() - started, 2))

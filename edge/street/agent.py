@@ -13,6 +13,7 @@ the entry point ``camera.street_simulator``, see edge/registry.py).
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -149,6 +150,8 @@ class StreetAgent(CameraAgent):
         self._plate_tried: dict[int, float] = {}
         self.actions: list[ParkingAction] = []
         self.evidence_sent = 0
+        # Photos (face search, drawing, JPEG: up to a second) are made off the frame loop, one at a time.
+        self._photos = ThreadPoolExecutor(max_workers=1, thread_name_prefix="street-photos")
 
     # -- frame loop -------------------------------------------------------------------------------
     def process(self, frame: Frame) -> list[ParkingAction]:
@@ -188,7 +191,7 @@ class StreetAgent(CameraAgent):
             )
             self.cases[action.case_id] = opened
             self.uplink.send(Channel.EVENT, message)
-            self._send_photo(action, message.event_id, image, detections, ts)
+            self._submit_photo(action, message.event_id, image, detections, ts)
             log.warning(
                 "illegal parking warning: %s in zone %s for %.0f s (event %s)",
                 action.vehicle_class,
@@ -208,7 +211,7 @@ class StreetAgent(CameraAgent):
                 confidence=self._confidence(action),
             )
             self.uplink.send(Channel.EVENT, message)
-            self._send_photo(action, message.event_id, image, detections, ts)
+            self._submit_photo(action, message.event_id, image, detections, ts)
             log.warning("illegal parking violation: zone %s, event %s", action.zone, message.event_id)
         else:
             ending = self.cases.pop(action.case_id, None)
@@ -272,7 +275,7 @@ class StreetAgent(CameraAgent):
                 self._read_plate(case.case_id, image, case.track.box, t)
 
     # -- evidence ---------------------------------------------------------------------------------
-    def _send_photo(
+    def _submit_photo(
         self,
         action: ParkingAction,
         event_id: str,
@@ -280,9 +283,29 @@ class StreetAgent(CameraAgent):
         detections: list[Detection],
         ts: datetime,
     ) -> None:
+        """Queue the stage's photo; the frame and the plate reading are taken now, as they are."""
+        plate = self.plates.get(action.case_id)
+        self._photos.submit(
+            self._send_photo_logged, action, event_id, image.copy(), list(detections), ts, plate
+        )
+
+    def _send_photo_logged(self, *args: Any) -> None:
+        try:
+            self._send_photo(*args)
+        except Exception:  # a failed photo must not lose the event (already sent) or stop later photos
+            log.exception("street agent: the photo of event %s failed", args[1])
+
+    def _send_photo(
+        self,
+        action: ParkingAction,
+        event_id: str,
+        image: np.ndarray,
+        detections: list[Detection],
+        ts: datetime,
+        plate: Any,
+    ) -> None:
         evidence = self.street.evidence
         zone = next(z for z in self.street.zones if z.name == action.zone)
-        plate = self.plates.get(action.case_id)
         vehicles = set(self.street.vehicle_classes)
         people = set(self.street.privacy_classes)
         own = action.box
@@ -328,6 +351,9 @@ class StreetAgent(CameraAgent):
         self.evidence_sent += 1
 
     # -- hooks ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self._photos.shutdown(wait=True)  # queued photos go out before the uplink stops
+
     def on_source_end(self) -> None:
         open_cases = self.analyzer.open_cases()
         if open_cases:

@@ -166,3 +166,52 @@ def test_preflight_loads_the_model_and_names_what_is_missing(tmp_path: Path) -> 
     assert (
         problem.startswith("street.detector.model: model file") and "missing.onnx does not exist" in problem
     )
+
+
+class _HeldFaceFinder:
+    """Finds no face, but only once the test lets it: a photo in the making that takes its time."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.release = threading.Event()
+        self.asked = threading.Event()
+
+    def find(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
+        self.asked.set()
+        assert self.release.wait(30), "the test never released the photo"
+        return []
+
+
+def test_the_frame_loop_never_waits_for_a_photo(tmp_path: Path) -> None:
+    from citywatch.protocol import Channel
+    from edge.vision.sources import OpenCvSource
+
+    class Uplink:
+        queue_depth = 0
+        refusals_received = 0
+
+        def __init__(self) -> None:
+            self.sent: list[tuple[Channel, Any]] = []
+
+        def send(self, channel: Channel, message: Any) -> None:
+            self.sent.append((channel, message))
+
+    video = write_video(tmp_path / "street.mp4", lit_s=8.0, dark_s=6.0)
+    config = agent_config(tmp_path, "mqtt://127.0.0.1:9", video, evidence={"blur_faces": True})
+    faces, uplink = _HeldFaceFinder(), Uplink()
+    agent = StreetAgent(
+        config, uplink=uplink, face_finder=faces, source=OpenCvSource(str(video), live=False, fps=5)
+    )
+    source = agent.grabber.source
+    source.open()
+    while (frame := source.read()) is not None:
+        agent.process(frame)  # would block at the warning's photo if photos were made in the loop
+    source.close()
+    assert faces.asked.wait(10), "the warning's photo was started"
+    channels = [channel for channel, _ in uplink.sent]
+    assert Channel.EVENT in channels and Channel.EVIDENCE not in channels, "events went out, photos wait"
+    faces.release.set()
+    agent.close()
+    evidence = [m for channel, m in uplink.sent if channel is Channel.EVIDENCE]
+    assert {m.kind.value for m in evidence} == {"photo"} and agent.evidence_sent == 2
