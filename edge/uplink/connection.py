@@ -72,6 +72,10 @@ class Connection:
         self.refusals = refusals or RefusalInbox()
         self.session = 0
         self.connected = threading.Event()
+        # Set once the broker has acknowledged the inbound subscriptions: only then can a command
+        # published elsewhere reach this device (before, a fresh session would drop it).
+        self.subscribed = threading.Event()
+        self._subscribe_mid: int | None = None
         self._stopping = threading.Event()
         # wake() pokes this socket so the loop publishes at once instead of at its next poll.
         self._wake_r, self._wake_w = socket.socketpair()
@@ -125,6 +129,7 @@ class Connection:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _run(self) -> None:
@@ -157,6 +162,7 @@ class Connection:
             if self._stopping.is_set() and self.connected.is_set():
                 self._say_goodbye(client)
             self.connected.clear()
+            self.subscribed.clear()
             if not self._stopping.is_set():
                 wait_s = Backoff.jittered(backoff)
                 log.warning(
@@ -223,7 +229,7 @@ class Connection:
         )
         inbound = [Channel.CMD, Channel.CONFIG, Channel.REFUSAL]
         inbound += [Channel.RECEIPT] if self.pump.receipts else []
-        client.subscribe([(self.device.topic(channel), 1) for channel in inbound])
+        _, self._subscribe_mid = client.subscribe([(self.device.topic(channel), 1) for channel in inbound])
         self.connected.set()
         log.info(
             "connected to %s (session %d, resumed=%s), %d queued",
@@ -237,6 +243,16 @@ class Connection:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
         self.connected.clear()
+        self.subscribed.clear()
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        refused = [str(reason) for reason in reasons if getattr(reason, "is_failure", False)]
+        if refused:
+            log.error("broker %s refused a subscription: %s", self.options.url, ", ".join(refused))
+        if mid == self._subscribe_mid:
+            self.subscribed.set()
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         self.pump.acknowledged(mid)

@@ -138,6 +138,10 @@ class Uplink:
     def wait_connected(self, timeout_s: float) -> bool:
         return self.connection.connected.wait(timeout_s)
 
+    def wait_subscribed(self, timeout_s: float) -> bool:
+        """Wait until the broker has acknowledged the command/config subscriptions (True)."""
+        return self.connection.subscribed.wait(timeout_s)
+
     def flush(self, timeout_s: float) -> bool:
         """Wait until the outbox is empty (True) or ``timeout_s`` passes (False)."""
         return bool(wait_until(lambda: self.outbox.depth == 0, timeout_s=timeout_s, interval_s=0.02))

@@ -39,9 +39,8 @@ def sent_seqs(collector: Collector) -> Counter[int]:
 
 
 def wait_subscribed(uplink: Uplink, collector: Collector) -> None:
-    """Connected and born. (Its SUBSCRIBE to ``receipt`` is sure to have been taken once a message it
-    published after it reached the collector: the tests publish receipts only then.)"""
-    assert uplink.wait_connected(10)
+    """Connected, born, and its SUBSCRIBE to ``receipt`` acknowledged: the tests publish receipts only then."""
+    assert uplink.wait_subscribed(10), "the broker never acknowledged the receipt subscription"
     wait_until(lambda: collector.on(Channel.STATE), what="birth")
 
 

@@ -117,8 +117,7 @@ def test_the_uplink_hears_refusals_and_survives_garbage_on_the_topic(
     caplog.set_level(logging.WARNING, logger=LOGGER)
     uplink = make_uplink(mosquitto, tmp_path).start()
     try:
-        assert uplink.wait_connected(10)
-        # Its SUBSCRIBE went before anything it publishes: once its birth is here, it is subscribed.
+        assert uplink.wait_subscribed(10), "the broker never acknowledged the refusal subscription"
         wait_until(lambda: collector.on(Channel.STATE), what="birth")
         collector.publish(REFUSAL_TOPIC, b"\x00 not a refusal")
         collector.publish(REFUSAL_TOPIC, refusal(suppressed=2))

@@ -242,7 +242,7 @@ def test_a_command_queued_past_its_expiry_is_not_run_and_is_acked_as_expired(
     cmd_topic = str(Topic("s1", "c1", Channel.CMD))
     uplink = make_uplink(mosquitto, tmp_path, on_command=on_command).start()
     try:
-        assert uplink.wait_connected(10)
+        assert uplink.wait_subscribed(10), "the broker never acknowledged the command subscription"
         collector.publish(
             cmd_topic, CommandMessage(cmd_id="hello", ts=datetime.now(UTC), command="ping").to_json()
         )

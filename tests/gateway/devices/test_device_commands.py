@@ -73,7 +73,7 @@ class Device:
 
     def start(self) -> Device:
         self.uplink.start()
-        assert self.uplink.wait_connected(10)
+        assert self.uplink.wait_subscribed(10), "the broker never acknowledged the command subscription"
         return self
 
     def stop(self) -> None:
