@@ -124,6 +124,7 @@ class GatewayApp:
                 max_payload_bytes=self.settings.MAX_PAYLOAD_BYTES,
                 max_batch=self.settings.INGEST_MAX_BATCH,
                 clock=device_clock,
+                share_group=self.settings.MQTT_SHARE_GROUP,
             ),
             processor=processor,
             stats=self.stats,

@@ -27,6 +27,15 @@ class Settings(BaseSettings):
         title="MQTT client id",
         description="Stable across restarts: the broker keeps this persistent session's queue.",
     )
+    MQTT_SHARE_GROUP: str = Field(
+        default="",
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        title="MQTT shared-subscription group",
+        description="Empty: this gateway takes every device message. A name (e.g. 'gateways'): the gateways "
+        "that give the same name share one subscription, $share/<name>/citywatch/#, and the broker hands "
+        "each message to one of them. Each gateway still needs its own MQTT_CLIENT_ID.",
+    )
     DATA_DIR: Path = Field(
         default=Path("./var"), title="Data directory", description="SQLite files live here."
     )

@@ -42,6 +42,11 @@ class IngestOptions:
     retry_delay_s: float = 0.5
     retry_delay_max_s: float = 10.0
     clock: ClockBounds | None = None  # device timestamps are judged against the gateway's clock
+    share_group: str = ""  # non-empty: $share/<group>/citywatch/#, one of the group's gateways takes each
+
+    @property
+    def subscription(self) -> str:
+        return f"$share/{self.share_group}/{EVERYTHING}" if self.share_group else EVERYTHING
 
 
 class MqttIngest:
@@ -145,10 +150,13 @@ class MqttIngest:
         if reason.is_failure:
             log.warning("MQTT connection to %s refused: %s", self._mqtt_options.url, reason)
             return
-        client.subscribe(EVERYTHING, 1)
-        # Then leave the per-channel filters of older gateways (a persistent session keeps them): after
-        # the wide one is in place, so that nothing published meanwhile is missed.
-        client.unsubscribe([subscription(channel) for channel in sorted(DEVICE_TO_GATEWAY)])
+        client.subscribe(self._options.subscription, 1)
+        # Then leave the filters this session held before (a persistent session keeps them: per-channel
+        # ones of older gateways, the plain one once it joins a share group) after the new one is in
+        # place, so that nothing published meanwhile is missed and nothing arrives twice.
+        stale = [subscription(channel) for channel in sorted(DEVICE_TO_GATEWAY)]
+        stale += [EVERYTHING] if self._options.share_group else []
+        client.unsubscribe(stale)
         self._connected.set()
         log.info(
             "MQTT connected to %s as %s (session present: %s)",
