@@ -299,6 +299,7 @@ class IllegalParkingDetails(_Details):
         max_length=16,
         title="Plate",
         description="The number plate as read, without the dot (e.g. 京A12345); absent when not readable.",
+        json_schema_extra={"personal_data": True},
     )
     plate_colour: Literal["blue", "green", "yellow", "white", "black"] | None = Field(
         default=None, title="Plate colour", description="blue, green (new energy), yellow, ..."
@@ -361,6 +362,21 @@ DETAILS_BY_TYPE: dict[EventType, type[_Details]] = {
     EventType.ILLEGAL_PARKING: IllegalParkingDetails,
     EventType.DEVICE_OFFLINE: DeviceOfflineDetails,
     EventType.CONFIG_DRIFT: ConfigDriftDetails,
+}
+
+
+def _personal_fields(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(
+        name
+        for name, field in model.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("personal_data")
+    )
+
+
+# Detail fields that identify a person (a number plate): the signed webhook and the API carry them to
+# the dispatch centre; a broadcast format such as CAP leaves them out.
+PERSONAL_DETAIL_FIELDS: dict[str, frozenset[str]] = {
+    event_type: fields for event_type, model in DETAILS_BY_TYPE.items() if (fields := _personal_fields(model))
 }
 
 

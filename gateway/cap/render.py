@@ -15,7 +15,7 @@ from typing import Any
 
 from lxml import etree
 
-from citywatch.protocol.messages import EventType
+from citywatch.protocol.messages import PERSONAL_DETAIL_FIELDS, EventType
 from gateway.cap.models import (
     CAP_MEDIA_TYPE,
     CAP_NAMESPACE,
@@ -290,7 +290,12 @@ def _parameters(event: CapEventView) -> list[tuple[str, str]]:
     ]
     if event.confidence is not None:
         parameters.append(("citywatch:confidence", f"{event.confidence:.2f}"))
-    parameters += [(f"citywatch:{name}", _text(value)) for name, value in sorted(event.details.items())]
+    personal = PERSONAL_DETAIL_FIELDS.get(event.event_type, frozenset())
+    parameters += [
+        (f"citywatch:{name}", _text(value))
+        for name, value in sorted(event.details.items())
+        if name not in personal  # a plate stays in the signed webhook and the API
+    ]
     return parameters
 
 

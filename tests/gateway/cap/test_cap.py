@@ -290,6 +290,20 @@ def test_a_throw_says_which_floor_and_window_it_came_from() -> None:
     assert "from floor" not in water
 
 
+def test_a_number_plate_is_never_broadcast() -> None:
+    """CAP is a broadcast format: the plate (personal data) stays in the signed webhook and the API."""
+    parked = _event(
+        event_type="illegal_parking",
+        device_id="street-0001",
+        details={"zone": "school-gate", "dwell_s": 312.0, "plate": "京A12345", "plate_colour": "blue"},
+    )
+    xml = render_alert(parked, change=CapChange.RAISED, sent=T0, sequence=0).xml
+    names = _text(xml, "cap:info/cap:parameter/cap:valueName")
+    assert "citywatch:zone" in names and "citywatch:plate_colour" in names
+    assert "citywatch:plate" not in names
+    assert "京A12345" not in xml.decode()
+
+
 def test_parsed_back_by_capparselib() -> None:
     alert, update, cancel = _chain()
     for message in (alert, update, cancel):
