@@ -9,8 +9,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy import DateTime, Engine, create_engine, event, text
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -93,12 +93,40 @@ def migrate(engine: Engine) -> None:
         alembic_log.setLevel(logging.WARNING)  # its per-plugin INFO lines drown the gateway's own
     from alembic import command
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
+        # Several gateways starting at once: one migrates, the others wait here for its commit and
+        # then find the schema current (PostgreSQL runs DDL in the transaction; SQLite is one process).
+        singleton_lock(connection, "migrate", wait=True)
+        before = MigrationContext.configure(connection).get_current_revision()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        after = MigrationContext.configure(connection).get_current_revision()
+    if after != before:
+        logging.getLogger("gateway").info("database schema migrated from %s to %s", before or "empty", after)
+
+
+# Keys of the transaction-scoped advisory locks (second half of the two-int key; the first half is
+# the schema, so gateways of different schemas in one database do not hold each other up).
+_LOCK_KEYS = {"migrate": 1, "escalation": 2, "presence": 3}
+
+
+def singleton_lock(connection: Session | Connection, name: str, *, wait: bool = False) -> bool:
+    """Hold the cluster-wide lock ``name`` until the current transaction ends; False if another
+    gateway holds it (``wait``: block until it is free). PostgreSQL advisory locks: released by
+    commit, rollback or a dead connection, so a killed gateway never leaves one behind. SQLite is
+    one process, whose write transactions are serialised already: always True."""
+    bind = connection.get_bind() if isinstance(connection, Session) else connection
+    if bind.dialect.name != "postgresql":
+        return True
+    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    got = connection.execute(
+        text(f"SELECT {function}(hashtext(current_schema()), :key)"), {"key": _LOCK_KEYS[name]}
+    ).scalar()
+    return wait or bool(got)
 
 
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:

@@ -26,6 +26,7 @@ from citywatch.polling import wait_until
 from citywatch.protocol.codec import ClockBounds
 from gateway.api.app import create_app
 from gateway.api.deps import Services
+from gateway.api.metrics import DispatchLatency, make_registry
 from gateway.cap.models import CapOptions
 from gateway.db import make_engine, make_sessionmaker, migrate, read_sessionmaker, utcnow
 from gateway.devices.monitor import PresenceMonitor, PresenceOptions
@@ -48,6 +49,7 @@ from gateway.settings import Settings
 from gateway.telemetry.factory import make_telemetry_store
 
 log = logging.getLogger("gateway")
+SHARED_UNKNOWN_EVENT_WAIT_S = 10.0  # how long an event's update may wait for its `new` at another gateway
 
 
 class GatewayStartError(RuntimeError):
@@ -64,7 +66,11 @@ class GatewayApp:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self._delivery = delivery or DeliveryOptions(max_delay_s=self.settings.DISPATCH_RETRY_MAX_S)
+        self._delivery = delivery or DeliveryOptions(
+            max_delay_s=self.settings.DISPATCH_RETRY_MAX_S,
+            lease_s=self.settings.DISPATCH_LEASE_S,
+            timeout_s=min(DeliveryOptions().timeout_s, self.settings.DISPATCH_LEASE_S / 3),
+        )
         self.engine = make_engine(
             self.settings.DB_URL, sqlite_busy_timeout_s=self.settings.SQLITE_BUSY_TIMEOUT_S
         )
@@ -81,6 +87,7 @@ class GatewayApp:
             session_factory=self.session_factory,
             read_session_factory=self.read_session_factory,
             options=self._delivery,
+            name=self.settings.MQTT_CLIENT_ID,  # in its claims: which gateway sends a notification
         )
         device_clock = ClockBounds(
             max_ahead=timedelta(seconds=self.settings.CLOCK_SKEW_S), now=self.event_policy.clock
@@ -114,6 +121,8 @@ class GatewayApp:
                 max_bytes=self.settings.EVIDENCE_MAX_BYTES,
                 partial_max_age=timedelta(hours=self.settings.EVIDENCE_PARTIAL_MAX_AGE_H),
             ),
+            # Alone, a gateway gets a device's messages in order; in a share group, not necessarily.
+            unknown_event_wait_s=SHARED_UNKNOWN_EVENT_WAIT_S if self.settings.MQTT_SHARE_GROUP else 0.0,
         )
         self.ingest = MqttIngest(
             mqtt_options=dataclasses.replace(
@@ -163,6 +172,8 @@ class GatewayApp:
             recent_refusals=self.refusals.recent,
             clocks_off=self.refusals.clocks_off,
         )
+        # Before any session opens: the latency histogram listens to the dispatch worker's commits.
+        self.services.metrics = make_registry(self.services, latency=DispatchLatency(self.session_factory))
         self._server: uvicorn.Server | None = None
         self._server_thread: threading.Thread | None = None
         self.port = self.settings.HTTP_PORT

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +63,15 @@ class Settings(BaseSettings):
         gt=0,
         title="Longest retry delay",
         description="Cap of the exponential backoff, seconds.",
+    )
+    DISPATCH_LEASE_S: float = Field(
+        default=30.0,
+        ge=3,
+        le=3600,
+        title="Dispatch claim, seconds",
+        description="A gateway claims the notifications it sends for this long (several gateways share "
+        "one outbox); a killed gateway's claims run out after it, then another gateway sends them. Each "
+        "request's timeout is at most a third of it.",
     )
     TELEMETRY_STORE: Literal["sqlite", "influx"] = Field(
         default="sqlite",
@@ -201,6 +211,15 @@ class Settings(BaseSettings):
         title="Escalation check interval, seconds",
         description="How often overdue events are looked for.",
     )
+    TIMEZONE: str = Field(
+        default="UTC",
+        min_length=1,
+        max_length=64,
+        title="District time zone",
+        description="IANA zone name, e.g. Asia/Shanghai: the console shows times in it, and governance counts "
+        "events per local calendar day (and reporting periods start at local midnight). Times are stored "
+        "and sent in UTC whatever this says.",
+    )
 
     HEALTH_INGEST_QUEUE_MAX: int = Field(
         default=5000,
@@ -264,6 +283,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"CAP validity of {event_type.value} must be a positive number of seconds")
         return value
 
+    @field_validator("TIMEZONE")
+    @classmethod
+    def _timezone_is_known(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):  # ValueError: a path-like name such as "../x"
+            near = sorted(z for z in available_timezones() if z.lower() == value.strip().lower())
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(
+                f"unknown time zone {value!r}{hint}: give an IANA zone name such as 'Asia/Shanghai' or 'UTC'"
+            ) from None
+        return value
+
     @field_validator("DISPATCH_SECRET")
     @classmethod
     def _secret_is_standard_webhooks(cls, value: str) -> str:
@@ -285,6 +317,11 @@ class Settings(BaseSettings):
     @property
     def public_url(self) -> str:
         return (self.PUBLIC_URL or f"http://{self.HTTP_HOST}:{self.HTTP_PORT}").rstrip("/")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The district's time zone (TIMEZONE, validated)."""
+        return ZoneInfo(self.TIMEZONE)
 
     @property
     def telemetry_db_path(self) -> Path:

@@ -15,6 +15,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     _register_dispatch_centre(sub)
     _register_facade(sub)
     _register_street(sub)
+    _register_fleet(sub)
 
 
 def _register_dispatch_centre(sub: argparse._SubParsersAction[Any]) -> None:
@@ -168,5 +169,22 @@ def _register_street(sub: argparse._SubParsersAction[Any]) -> None:
 
 def _street(args: argparse.Namespace) -> int:
     from simulators.street.cli import run
+
+    return run(args)
+
+
+def _register_fleet(sub: argparse._SubParsersAction[Any]) -> None:
+    from simulators.fleet.cli import add_arguments
+
+    fleet = sub.add_parser(
+        "fleet",
+        help="thousands of simulated culverts and lift cameras, each a real MQTT session, from one process",
+    )
+    add_arguments(fleet)
+    fleet.set_defaults(handler=_fleet)
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    from simulators.fleet.cli import run
 
     return run(args)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-SUITES = ("ingest", "latency", "memory", "influx", "vision", "facade", "street")
+SUITES = ("ingest", "latency", "memory", "influx", "vision", "facade", "street", "fleet", "scaleout")
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     parser = commands.add_parser(
         "bench",
-        help="measure ingest rate, event latency, memory, InfluxDB ingest, the vision pipeline, the facade analyzer and the street agent",
+        help="measure ingest rate, event latency, memory, InfluxDB ingest, the vision pipeline, the facade analyzer, the street agent, a 10,000-device fleet and several gateways",
         description="Runs on loopback with its own Mosquitto (project config). The last stdout line is JSON.",
     )
     parser.add_argument(
@@ -28,6 +28,19 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--rate", type=float, default=10_000, help="InfluxDB suite: offered messages/s")
     parser.add_argument("--work-dir", default=None, help="scratch directory (default: a temporary one)")
+    parser.add_argument(
+        "--fleet-devices", type=int, default=None, help="fleet suite: devices (default 10,000)"
+    )
+    parser.add_argument(
+        "--fleet-speed", type=float, default=None, help="fleet suite: simulated-time speed-up (default 1)"
+    )
+    parser.add_argument(
+        "--fleet-steady-s", type=float, default=None, help="fleet suite: steady-state seconds"
+    )
+    parser.add_argument("--fleet-drop", type=int, default=None, help="fleet suite: devices dropped at once")
+    parser.add_argument(
+        "--scaleout-gateways", type=int, default=3, help="scaleout suite: up to this many gateway processes"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -42,5 +55,10 @@ def run(args: argparse.Namespace) -> int:
         sustain_s=args.sustain_s,
         rate=args.rate,
         work_dir=args.work_dir,
+        fleet_devices=args.fleet_devices,
+        fleet_speed=args.fleet_speed,
+        fleet_steady_s=args.fleet_steady_s,
+        fleet_drop=args.fleet_drop,
+        scaleout_gateways=args.scaleout_gateways,
     )
     return run_benchmarks(options)

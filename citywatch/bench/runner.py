@@ -27,6 +27,11 @@ class BenchOptions:
     sustain_s: float | None = None
     rate: float = 10_000
     work_dir: str | None = None
+    fleet_devices: int | None = None  # fleet suite (default 10,000; quick 1,000)
+    fleet_speed: float | None = None  # fleet suite: simulated-time speed-up (default 1; quick 10)
+    fleet_steady_s: float | None = None
+    fleet_drop: int | None = None
+    scaleout_gateways: int = 3
 
 
 def _say(text: str) -> None:
@@ -85,6 +90,30 @@ def _suite_street(options: BenchOptions, work: Path) -> dict[str, Any]:
     return bench_street(seconds=20.0 if options.quick else 55.0, workdir=work)
 
 
+def _suite_fleet(options: BenchOptions, work: Path) -> dict[str, Any]:
+    from citywatch.bench.fleet import bench_fleet
+
+    devices = options.fleet_devices or (1_000 if options.quick else 10_000)
+    return bench_fleet(
+        work,
+        devices=devices,
+        speed=options.fleet_speed or (10.0 if options.quick else 1.0),
+        steady_s=options.fleet_steady_s or (20.0 if options.quick else 60.0),
+        drop=options.fleet_drop or max(1, devices // 10),
+    )
+
+
+def _suite_scaleout(options: BenchOptions, work: Path) -> dict[str, Any]:
+    from citywatch.bench.scaleout import bench_scaleout
+
+    return bench_scaleout(
+        work,
+        count=options.messages or (5_000 if options.quick else 30_000),
+        events=options.events or (50 if options.quick else 200),
+        gateways=options.scaleout_gateways,
+    )
+
+
 SUITES: dict[str, Callable[[BenchOptions, Path], dict[str, Any]]] = {
     "ingest": _suite_ingest,
     "latency": _suite_latency,
@@ -93,6 +122,8 @@ SUITES: dict[str, Callable[[BenchOptions, Path], dict[str, Any]]] = {
     "vision": _suite_vision,
     "facade": _suite_facade,
     "street": _suite_street,
+    "fleet": _suite_fleet,
+    "scaleout": _suite_scaleout,
 }
 
 

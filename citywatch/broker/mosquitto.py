@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import resource
 import shutil
 import signal
 import socket
@@ -72,6 +73,14 @@ def write_config(
     return conf
 
 
+def _raise_open_files() -> None:
+    """Soft open-file limit up to the hard one, for Mosquitto to inherit: one descriptor a client, and
+    Mosquitto 2.0 does not raise it itself (a soft limit of 1024 would refuse a 10,000-device fleet)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def _accepts_connections(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=0.2):
@@ -116,6 +125,7 @@ class MosquittoBroker(LocalServer):
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed (Debian: apt-get install mosquitto)")
         conf = write_config(self.data_dir, self.port, auth=self.auth, tls=self.tls)
+        _raise_open_files()
         self._process = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

@@ -20,13 +20,10 @@ from edge.clock import Clock, SystemClock
 from edge.config import CulvertAgentConfig
 from edge.culvert.analyzer import CulvertAnalyzer
 from edge.culvert.sources import Source, open_source
+from edge.live_fields import restart_fields
 from edge.uplink import Uplink
 
 log = logging.getLogger(__name__)
-
-# What a pushed config may change while the agent runs (edge/installer/live.py): the analyzer's options
-# and reporting are read at every sample; the sensor, MQTT and outbox need a new agent.
-LIVE_SECTIONS = ("culvert", "telemetry", "device.description")
 
 
 class CulvertAgent:
@@ -84,8 +81,9 @@ class CulvertAgent:
         self.source.close()
 
     def apply_live(self, config: CulvertAgentConfig, changed: list[str]) -> bool:
-        """Take a pushed config without a restart when only ``LIVE_SECTIONS`` changed; False: restart."""
-        if any(not any(path == s or path.startswith(f"{s}.") for s in LIVE_SECTIONS) for path in changed):
+        """Take a pushed config without a restart when only live fields changed (edge/live_fields.py: the
+        analyzer's options and reporting, read at every sample); False: restart."""
+        if restart_fields(config.kind, changed):
             return False
         with self._lock:
             self.config = config

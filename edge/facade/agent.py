@@ -29,6 +29,7 @@ from edge.evidence.privacy import FaceFinder
 from edge.evidence.throw import still_time, throw_overlay
 from edge.evidence.worker import Evidence, EvidenceJob, EvidenceProducer, EvidenceWorker
 from edge.facade.analyzer import FacadeAnalyzer, ThrowDetection
+from edge.facade.calibration import FacadeCalibration
 from edge.facade.config import FacadeCameraConfig
 from edge.uplink.evidence import evidence_messages
 from edge.vision.camera_agent import CameraAgent
@@ -102,6 +103,21 @@ class FacadeAgent(CameraAgent):
             paced=bool(getattr(facade.camera.source, "realtime", False)),
             uplink=uplink,
         )
+
+    # -- live config (edge/live_fields.py: what may change while it runs) -------------------------
+    def prepare_config(
+        self, config: FacadeAgentConfig, changed: tuple[str, ...] | list[str]
+    ) -> FacadeCalibration | None:
+        """A new calibration when the building, calibration, columns or parallax changed."""
+        sections = ("facade.building", "facade.calibration", "facade.columns", "facade.parallax")
+        if not any(path.startswith(sections) for path in changed):
+            return None
+        return FacadeCalibration.from_config(config.facade)
+
+    def swap_config(
+        self, config: FacadeAgentConfig, changed: tuple[str, ...], prepared: FacadeCalibration | None
+    ) -> None:
+        self.analyzer.retune(config.facade, prepared)
 
     def start(self) -> FacadeAgent:
         if self.evidence_worker is not None:

@@ -3,8 +3,10 @@
 ``FacadeAnalyzer.process(t, image)`` runs detection and tracking; a track is judged when it ends (no
 blob for ``tracking.max_gap_s``: it left the frame, hit the ground or stopped), so one throw gives one
 detection about ``max_gap_s`` after its last frame. Besides the ballistic rules (edge/facade/ballistic.py)
-two rules need the scene: many downward tracks at once are rain or snow (``max_parallel_tracks``), and
-a track seen mostly while the camera shook is not trusted (``max_shaky_fraction``). Fragments of one
+two rules need the scene: many downward tracks at once are rain or snow (``max_parallel_tracks``; a
+track counts once it has come down, so laundry swinging in the wind does not), and a track seen mostly
+while the camera shook is not trusted (``max_shaky_fraction``). With a ``parallax`` section the fit also
+follows objects tossed towards the camera (``view_geometry``). Fragments of one
 fall (a few frames lost against a bright window) fit the same release: the later one is dropped.
 """
 
@@ -16,14 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.facade.ballistic import FallFit, fit_fall
+from edge.facade.ballistic import FallFit, ViewGeometry, fit_fall
 from edge.facade.calibration import FacadeCalibration
 from edge.facade.config import FacadeConfig
 from edge.facade.detect import FrameMotion, MotionDetector
 from edge.facade.tracker import BlobTracker, FacadeTrack
 
-# A track counts as falling for the rain rule once it descends faster than this (m/s).
+# A track counts as falling for the rain rule once it descends faster than this (m/s) and has come down
+# this far since it was first seen (m): laundry and branches swinging in the wind go down half the time too.
 DOWNWARD_MPS = 1.0
+DOWNWARD_M = 1.0
 # Two accepted tracks whose releases are this close are one throw (seconds, floors, metres across).
 SAME_THROW_S = 1.0
 SAME_THROW_FLOORS = 1.0
@@ -54,6 +58,19 @@ class Rejection:
     last_seen_t: float
 
 
+def view_geometry(config: FacadeConfig) -> ViewGeometry | None:
+    """Where the camera stands (the parallax section): lets the fit follow objects tossed towards it."""
+    parallax = config.parallax
+    if parallax is None:
+        return None
+    return ViewGeometry(
+        camera_distance_m=parallax.camera_distance_m,
+        camera_height_m=parallax.camera_height_m,
+        plane_distance_m=parallax.object_distance_m,
+        camera_x_m=parallax.camera_x_m,
+    )
+
+
 class FacadeAnalyzer:
     def __init__(self, config: FacadeConfig, calibration: FacadeCalibration | None = None) -> None:
         self.config = config
@@ -73,13 +90,27 @@ class FacadeAnalyzer:
         self.last_motion = motion
         ended = self.tracker.update(t, motion.blobs, shaky=motion.shaky)
         falling = sum(
-            1 for track in self.tracker.tracks if len(track) >= 3 and track.vertical_speed() < -DOWNWARD_MPS
+            1
+            for track in self.tracker.tracks
+            if len(track) >= 3
+            and track.vertical_speed() < -DOWNWARD_MPS
+            and track.h[0] - track.h[-1] >= DOWNWARD_M
         )
         self._falling_counts.append((t, falling))
         horizon = t - 30.0
         while self._falling_counts and self._falling_counts[0][0] < horizon:
             self._falling_counts.popleft()
         return self._judge(ended)
+
+    def retune(self, config: FacadeConfig, calibration: FacadeCalibration | None = None) -> None:
+        """New rules, tracking, detection settings, masks and calibration between two frames (a config
+        applied live): tracks in flight and what was judged stay. The camera section must not change."""
+        self.config = config
+        if calibration is not None:
+            self.calibration = calibration
+            self.tracker.calibration = calibration
+        self.tracker.config = config.tracking
+        self.detector.retune(config.detection, config.masks)
 
     def flush(self) -> list[ThrowDetection]:
         """Judge every live track (the source ended)."""
@@ -103,7 +134,7 @@ class FacadeAnalyzer:
         rules = self.config.rules
         if sum(track.shaky) > rules.max_shaky_fraction * len(track):
             return None, "camera_shake"
-        fit = fit_fall(track.points(), rules, ground_h_m=0.0)
+        fit = fit_fall(track.points(), rules, ground_h_m=0.0, view=view_geometry(self.config))
         if not fit.accepted:
             return None, fit.reason
         if self._parallel_tracks(track) > rules.max_parallel_tracks:

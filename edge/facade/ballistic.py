@@ -22,12 +22,19 @@ acceleration far below g. The quadratic fit is still computed (``quad_accel_mps2
 acceleration from above (nothing falls faster than g); the acceleration that must be near g is the fitted
 model's at the first observed point (``start_accel_mps2``): a glide, a settling leaf or rain at terminal
 velocity has none, a fall seen from near its release has g or nearly.
+
+Tossed towards the camera: a track's heights lie on one plane in front of the facade (the calibration's
+parallax plane), but an object tossed outwards leaves it, and seen from below it seems to fall slower, to
+rise, or near the lens faster than g. Where the camera's position is known (``view``), a track the plain
+fit refuses for such a reason is fitted again with an outward speed (slowed by the same drag), its heights
+moved to the planes it crossed, and judged by the same rules there (``fit_fall``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import pairwise
 
 import numpy as np
 
@@ -42,6 +49,21 @@ _COARSE_STEP_S = 0.04
 _STILL_M = 0.3
 _STILL_POINTS = 3
 _STILL_HEAD_S = 0.4
+# Tossed towards the camera: outward speeds tried (m/s; a hard toss is ~5), and the search's coarser grids
+# (it runs only for tracks the plain fit refused, and only where the camera's position is known).
+_OUTWARD_MPS = np.arange(0.5, 5.01, 0.5)
+_OUTWARD_VT_GRID = np.concatenate([_VT_GRID[::3], [np.inf]])
+_OUTWARD_STEP_S = 0.08
+_OUTWARD_POINTS = 30
+# ...and a toss is fitted only from a release seen (nearly): one assumed long before the first point
+# leaves the speed, the drag and the unseen part free enough to bend a distractor's track into a fall.
+_OUTWARD_UNSEEN_S = 0.4
+# A toss upwards peaks within this long of the first point (2.5 m/s up is a hard toss): the apex searched.
+_OUTWARD_APEX_S = 0.5
+# Refusals an object flying towards the camera can cause: it seems to fall slower (not_falling, floating,
+# not_accelerating) or, nearer the lens, faster than g (and so not to fit: erratic). It may seem to climb
+# for a while, but a track that ends higher than it began is not tried (see ``fit_fall``).
+OUTWARD_REASONS = frozenset({"not_falling", "floating", "not_accelerating", "faster_than_gravity", "erratic"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +77,20 @@ class TrackPoints:
     def __post_init__(self) -> None:
         if not (len(self.t) == len(self.x) == len(self.h)):
             raise ValueError("t, x and h must have the same length")
+
+
+@dataclass(frozen=True, slots=True)
+class ViewGeometry:
+    """Where the camera stands (ParallaxConfig): lets the fit follow an object thrown towards it.
+
+    A track's heights lie on the plane ``plane_distance_m`` in front of the facade; an object tossed
+    outwards leaves that plane, and seen from below it seems to fall slower (even to climb) than it does.
+    """
+
+    camera_distance_m: float
+    camera_height_m: float
+    plane_distance_m: float
+    camera_x_m: float | None = None  # corrects x too when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +114,7 @@ class FallFit:
     impact_x_m: float = math.nan
     impact: str = ""  # "ground" (the fit's ground crossing) or "stopped" (where it came to rest, seen)
     confidence: float = 0.0
+    outward_mps: float = 0.0  # speed away from the facade the fit needed (0: it fell on the track's plane)
 
     @property
     def fall_height_m(self) -> float:
@@ -175,8 +212,106 @@ def fit_fall(
     *,
     ground_h_m: float = 0.0,
     max_unseen_s: float = 3.0,
+    view: ViewGeometry | None = None,
 ) -> FallFit:
-    """Fit ``points`` to a fall and apply the rules; ``accepted`` with reason "fall" or the first rule failed."""
+    """Fit ``points`` to a fall and apply the rules; ``accepted`` with reason "fall" or the first rule failed.
+
+    With ``view``, a track the plain fit refuses for a reason an outward toss explains (OUTWARD_REASONS)
+    is fitted again as an object moving towards the camera at a constant outward speed slowed by the
+    same drag (``_toward_camera``); the rules then judge its heights on the planes it really crossed.
+    """
+    plain = _fit_plain(points, rules, ground_h_m=ground_h_m, max_unseen_s=max_unseen_s)
+    if plain.accepted or view is None or plain.reason not in OUTWARD_REASONS or len(points.t) < 4:
+        return plain
+    if len(points.t) < 2 * rules.min_track_frames or _reversals(points) > 1:
+        return plain  # too short to tell a toss from a wobble, or it swings (laundry, a bird turning)
+    h = points.h[np.argsort(points.t)]
+    if float(np.median(h[:3]) - np.median(h[-3:])) < rules.min_drop_m / 3:
+        # A toss ends lower in the picture than it began, too: a track that does not came straight at
+        # the lens or climbed (a bird), and an outward speed would explain any such track away.
+        return plain
+    unseen_s = min(max_unseen_s, _OUTWARD_UNSEEN_S)
+    corrected, outward = _toward_camera(points, view, unseen_s)
+    if corrected is None:
+        return plain
+    tossed = _fit_plain(
+        corrected, rules, ground_h_m=ground_h_m, max_unseen_s=unseen_s, latest_release_s=_OUTWARD_APEX_S
+    )
+    return replace(tossed, outward_mps=outward) if tossed.accepted else plain
+
+
+def _reversals(points: TrackPoints, pieces: int = 6, noise_m: float = 0.3) -> int:
+    """How often the track's height turns between going up and going down, piece by piece (a toss turns
+    at most once: up to its apex, then down)."""
+    order = np.argsort(points.t)
+    means = [float(np.mean(part)) for part in np.array_split(points.h[order], pieces) if len(part)]
+    signs = [math.copysign(1.0, b - a) for a, b in pairwise(means) if abs(b - a) > noise_m]
+    return sum(1 for a, b in pairwise(signs) if a != b)
+
+
+def _gudermann(z: FloatArray) -> FloatArray:
+    return 2.0 * np.arctan(np.tanh(z / 2.0))
+
+
+def _outward_m(tau: FloatArray, vt: FloatArray, speed: float) -> FloatArray:
+    """Distance moved away from the facade ``tau`` s after release at ``speed`` m/s: quadratic drag, with
+    the speed mostly vertical, slows it by ``sech(g tau / vt)``, whose integral is the Gudermannian."""
+    tau = np.maximum(tau, 0.0)
+    finite = np.isfinite(vt)
+    safe_vt = np.where(finite, vt, 1.0)
+    return speed * np.where(finite, safe_vt / G * _gudermann(G * tau / safe_vt), tau)
+
+
+def _toward_camera(
+    points: TrackPoints, view: ViewGeometry, max_unseen_s: float
+) -> tuple[TrackPoints | None, float]:
+    """The track's positions on the planes an object tossed outwards crossed, and its outward speed.
+
+    Searched on a coarse grid (outward speed, terminal velocity, release time) by the height residual in
+    the track's own plane (where the measurement noise is), the release height in closed form.
+    """
+    order = np.argsort(points.t)
+    t, x, h = _trim_still_start(points.t[order], points.x[order], points.h[order])
+    distance, d0 = view.camera_distance_m, view.plane_distance_m
+    pick = np.unique(np.linspace(0, len(t) - 1, min(len(t), _OUTWARD_POINTS)).round().astype(int))
+    ts = t - t[0]
+    ts_s, rise_s = ts[pick], h[pick] - view.camera_height_m
+    last_release = min(float(ts[-1]), _OUTWARD_APEX_S)
+    release_ts = np.arange(-max_unseen_s, last_release + _OUTWARD_STEP_S / 2, _OUTWARD_STEP_S / 2)
+    vts = _OUTWARD_VT_GRID[:, None, None]
+    tau = ts_s[None, None, :] - release_ts[None, :, None]
+    dist = fall_distance(tau, vts)
+    best = (math.inf, 0.0, 0.0, math.inf)
+    for speed in _OUTWARD_MPS:
+        scale = (distance - d0 - _outward_m(tau, vts, float(speed))) / (distance - d0)
+        weight = 1.0 / np.maximum(scale, 0.05) ** 2
+        r = view.camera_height_m + rise_s * scale + dist
+        release_h = (weight * r).sum(axis=2) / weight.sum(axis=2)
+        sse = (weight * (r - release_h[..., None]) ** 2).sum(axis=2)
+        sse[(scale < 0.1).any(axis=2)] = math.inf  # it would have passed the camera
+        k = int(np.argmin(sse))
+        if sse.flat[k] < best[0]:
+            a, b = np.unravel_index(k, sse.shape)
+            best = (float(sse.flat[k]), float(speed), float(release_ts[b]), float(_OUTWARD_VT_GRID[a]))
+    if not math.isfinite(best[0]):
+        return None, 0.0
+    _, speed, release_t, vt = best
+    scale = (distance - d0 - _outward_m(ts - release_t, np.asarray(vt), speed)) / (distance - d0)
+    h_on = view.camera_height_m + (h - view.camera_height_m) * scale
+    x_on = x if view.camera_x_m is None else view.camera_x_m + (x - view.camera_x_m) * scale
+    return TrackPoints(t=t, x=x_on, h=h_on), speed
+
+
+def _fit_plain(
+    points: TrackPoints,
+    rules: FallRulesConfig,
+    *,
+    ground_h_m: float,
+    max_unseen_s: float,
+    latest_release_s: float = math.inf,
+) -> FallFit:
+    """The fit and the rules on the track's own plane; the release searched from ``max_unseen_s`` before
+    the first point to ``latest_release_s`` after it (or the last point)."""
     order = np.argsort(points.t)
     t, x, h = points.t[order], points.x[order], points.h[order]
     n = len(t)
@@ -204,7 +339,7 @@ def fit_fall(
     quad_accel = -2.0 * float(quad[0])
     quad_se = 2.0 * math.sqrt(max(float(quad_cov[0, 0]) * quad_sigma2, 0.0))
 
-    release_t, release_h, vt, rms = _fit_drag(ts, h, -max_unseen_s, float(ts[-1]))
+    release_t, release_h, vt, rms = _fit_drag(ts, h, -max_unseen_s, min(float(ts[-1]), latest_release_s))
     # x drifts smoothly (lateral drag only slows it): jitter about a quadratic is flutter or a bird's turns.
     x_fit = np.polyfit(ts, x, 2 if n >= 6 else 1)
     jitter = float(np.sqrt(np.mean((x - np.polyval(x_fit, ts)) ** 2)))

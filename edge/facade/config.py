@@ -258,7 +258,9 @@ class ParallaxConfig(_Strict):
     A camera at the foot of the tower sees a point ``d`` metres in front of the facade along the ray to
     a facade point higher up (``h_facade - h_camera`` grows by ``D / (D - d)``): 1.5 m out with the camera
     11 m away reads 4 m (a floor) too high at 30 m. Objects are taken to fall ``object_distance_m`` in
-    front of the facade; every tracked position is moved back along its ray to that plane."""
+    front of the facade; every tracked position is moved back along its ray to that plane. An object
+    tossed outwards leaves that plane as it falls: knowing where the camera stands, the fall fit also
+    tries an outward speed for a track it would otherwise refuse (edge/facade/ballistic.py)."""
 
     camera_distance_m: float = Field(
         gt=1, le=500, title="Camera distance, metres", description="From the facade plane to the lens."

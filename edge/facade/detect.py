@@ -110,6 +110,18 @@ class MotionDetector:
         self._frames = 0
         self._since_reference = 0
 
+    def retune(self, config: DetectionConfig, masks: list[MaskConfig]) -> None:
+        """New settings between two frames. A changed background model, history, variance threshold or
+        processing width starts a new background (it learns again for a few frames); new masks apply to
+        the next frame; the rest is read at every frame."""
+        relearn = ("background", "history_frames", "var_threshold", "processing_width")
+        fresh = any(getattr(config, name) != getattr(self.config, name) for name in relearn)
+        self.config, self.masks = config, masks
+        if fresh:
+            self._shape = None  # the next frame builds the background and the mask again (_prepare)
+        elif self._shape is not None:
+            self._mask = self._mask_image(self._shape[1], self._shape[0])
+
     def _new_background(self) -> BackgroundModel:
         if self.config.background == "gaussian":
             return GaussianBackground(self.config.history_frames, self.config.var_threshold)

@@ -2,11 +2,14 @@
 
 ``LiveAgent`` builds the agent for the config's kind and answers config pushes through a
 ``ConfigGuard`` (signature, age, identity, schema, files: edge/uplink/config_push.py). An accepted
-config goes first to the agent's ``apply_live(config, changed)`` when it has one (the culvert agent
-takes new analyzer options and reporting between two samples: its open event and trusted level stay);
-when that says no, or the agent has none, the agent is restarted in this process on the new config and
-the ack says so. A restart that fails (the new camera cannot be opened...) brings the last good config
-back. From a bundle, an accepted config (and the keys trusted since) is kept in it for the next boot.
+config whose changed fields are all live ones for its kind (edge/live_fields.py) goes to the agent's
+``apply_live(config, changed)`` (the culvert agent takes new analyzer options and reporting between two
+samples: its open event and trusted level stay; a camera agent swaps thresholds, zones and analyzer
+settings in between two frames: edge/vision/camera_agent.py) and the ack says "applied live, no
+restart (fields)". Otherwise the agent is restarted in this process on the new config and the ack says
+"restart needed for <the fields that need it>". A restart that fails (the new camera cannot be
+opened...) brings the last good config back. From a bundle, an accepted config (and the keys trusted
+since) is kept in it for the next boot.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from citywatch.protocol.messages import CommandMessage, ConfigMessage, TrustedKey
 from edge.config import AgentConfig
 from edge.installer.bundle import Boot
+from edge.live_fields import restart_fields
 from edge.uplink.config_push import ConfigAnswer, ConfigGuard
 
 log = logging.getLogger(__name__)
@@ -113,19 +117,26 @@ class LiveAgent:
     def _apply(self, new: AgentConfig, message: ConfigMessage) -> ConfigAnswer:
         """From the uplink's network thread: live when the agent can; else a restart by ``run_until``."""
         changed = changed_paths(self.config.model_dump(mode="json"), new.model_dump(mode="json"))
+        needs_restart = restart_fields(getattr(new, "kind", ""), changed)  # edge/live_fields.py
         apply_live = getattr(self.agent, "apply_live", None)
-        if apply_live is not None and apply_live(new, changed):
+        # apply_live raises Rejected when the new settings do not fit: the guard answers, nothing changed.
+        if not needs_restart and apply_live is not None and apply_live(new, changed):
             self.config = new
             self.agent.uplink.set_config_version(new.version)
             log.info("config %s applied live (%s)", new.version, _summary(changed))
             return ConfigAnswer(True, f"applied live, no restart ({_summary(changed)})", None, new.version)
         with self._lock:
             self._pending = new  # restarted by run_until once the guard has taken it (_accepted)
-        why = "this agent applies no change live" if apply_live is None else "not all of it can change live"
-        log.info("config %s accepted; restarting the agent (%s: %s)", new.version, why, _summary(changed))
+        if needs_restart:
+            why = f"restart needed for {_summary(needs_restart)}"
+        elif apply_live is None:
+            why = "restart needed (this agent applies no change live)"
+        else:
+            why = "restart needed (the agent did not take it live)"
+        log.info("config %s accepted; %s: restarting the agent", new.version, why)
         return ConfigAnswer(
             True,
-            f"accepted; restart needed ({why}): the agent restarts on it now ({_summary(changed)})",
+            f"accepted; {why}: the agent restarts on it now (changed: {_summary(changed)})",
             None,
             new.version,
         )

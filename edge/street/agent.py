@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -25,7 +26,7 @@ from edge.config import StreetAgentConfig
 from edge.events import EventEmitter
 from edge.registry import NoSourceDriver
 from edge.street.appearance import colour_histogram
-from edge.street.config import StreetCameraConfig
+from edge.street.config import StreetCameraConfig, StreetConfig
 from edge.street.evidence import PhotoContent, plate_crop, render_photo
 from edge.street.geometry import Box
 from edge.street.parking import ParkingAction, ParkingAnalyzer
@@ -110,6 +111,12 @@ def preflight(config: StreetAgentConfig) -> list[str]:
     except NoSourceDriver as exc:
         problems.append(f"street.camera.source: {exc}")
     return problems
+
+
+@dataclass(frozen=True, slots=True)
+class _Retuned:
+    detector: Detector
+    face_finder: Any
 
 
 class StreetAgent(CameraAgent):
@@ -214,14 +221,18 @@ class StreetAgent(CameraAgent):
             self._submit_photo(action, message.event_id, image, detections, ts)
             log.warning("illegal parking violation: zone %s, event %s", action.zone, message.event_id)
         else:
-            ending = self.cases.pop(action.case_id, None)
-            if ending is None or not ending.is_open:
-                return
-            message = ending.end(ts=ts, details=self._details(action), confidence=self._confidence(action))
-            self.uplink.send(Channel.EVENT, message)
-            self.plates.pop(action.case_id, None)
-            self._plate_tried.pop(action.case_id, None)
-            log.info("illegal parking %s: event %s ended", action.stage, message.event_id)
+            self._end_case(action)
+
+    def _end_case(self, action: ParkingAction) -> None:
+        ending = self.cases.pop(action.case_id, None)
+        if ending is None or not ending.is_open:
+            return
+        ts = self.timestamp(action.t)
+        message = ending.end(ts=ts, details=self._details(action), confidence=self._confidence(action))
+        self.uplink.send(Channel.EVENT, message)
+        self.plates.pop(action.case_id, None)
+        self._plate_tried.pop(action.case_id, None)
+        log.info("illegal parking %s: event %s ended", action.stage, message.event_id)
 
     def _details(self, action: ParkingAction) -> dict[str, Any]:
         plate = self.plates.get(action.case_id)
@@ -286,7 +297,7 @@ class StreetAgent(CameraAgent):
         """Queue the stage's photo; the frame and the plate reading are taken now, as they are."""
         plate = self.plates.get(action.case_id)
         self._photos.submit(
-            self._send_photo_logged, action, event_id, image.copy(), list(detections), ts, plate
+            self._send_photo_logged, action, event_id, image.copy(), list(detections), ts, plate, self.street
         )
 
     def _send_photo_logged(self, *args: Any) -> None:
@@ -303,11 +314,12 @@ class StreetAgent(CameraAgent):
         detections: list[Detection],
         ts: datetime,
         plate: Any,
+        street: StreetConfig,  # as it was at the action (a config applied live may change self.street)
     ) -> None:
-        evidence = self.street.evidence
-        zone = next(z for z in self.street.zones if z.name == action.zone)
-        vehicles = set(self.street.vehicle_classes)
-        people = set(self.street.privacy_classes)
+        evidence = street.evidence
+        zone = next(z for z in street.zones if z.name == action.zone)
+        vehicles = set(street.vehicle_classes)
+        people = set(street.privacy_classes)
         own = action.box
         others = [
             Box(d.x1, d.y1, d.x2, d.y2)
@@ -349,6 +361,25 @@ class StreetAgent(CameraAgent):
         ):
             self.uplink.send(Channel.EVIDENCE, message)
         self.evidence_sent += 1
+
+    # -- live config (edge/live_fields.py: what may change while it runs) -------------------------
+    def prepare_config(self, config: StreetAgentConfig, changed: tuple[str, ...] | list[str]) -> _Retuned:
+        street = config.street
+        detector = self.detector
+        if any(path.startswith("street.detector.") for path in changed):
+            detector = detector.retuned(detector_options(street.detector))  # ModelError: not for this model
+        face_finder = self.face_finder
+        if street.evidence.blur_faces and face_finder is None:
+            face_finder = load_face_finder()
+        return _Retuned(detector, face_finder)
+
+    def swap_config(self, config: StreetAgentConfig, changed: tuple[str, ...], prepared: _Retuned) -> None:
+        self.detector, self.face_finder = prepared.detector, prepared.face_finder
+        ended = self.analyzer.retune(config.street)  # open cases in a zone that is gone
+        self.street = config.street
+        for action in ended:
+            self.actions.append(action)
+            self._end_case(action)
 
     # -- hooks ------------------------------------------------------------------------------------
     def close(self) -> None:

@@ -27,6 +27,7 @@ wall-clock time that zone hours are read in):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Sequence
@@ -145,6 +146,39 @@ class ParkingAnalyzer:
         self._next_case = 1
         self.leave_confirm_s = tracking.max_gap_s
         self.warnings = self.violations = 0
+
+    def retune(self, config: StreetConfig) -> list[ParkingAction]:
+        """New rules between two frames (a config applied live). Zones are matched by name: one that
+        stays keeps its state and its cases, under its new polygon, hours, dwell and grace; a case whose
+        zone is gone ends (``zone_hours_ended``: its ban no longer applies). Tracks stay."""
+        before = {state.zone.name: state for state in self.zones}
+        self.config = config
+        self.timezone = ZoneInfo(config.timezone)
+        self.vehicle_classes = frozenset(config.vehicle_classes)
+        self.zones = []
+        for zone_config in config.zones:
+            zone, old = Zone.from_config(zone_config), before.get(zone_config.name)
+            self.zones.append(_ZoneState(zone, old.active, old.active_since) if old else _ZoneState(zone))
+        zones = {state.zone.name: state.zone for state in self.zones}
+        ended = []
+        for track_id, case in list(self.cases.items()):
+            if case.zone.name in zones:
+                case.zone = zones[case.zone.name]
+                continue
+            del self.cases[track_id]
+            if case.open:
+                ended.append(self._end(case, case.track.last_seen_t, None, stage="zone_hours_ended"))
+        tracking = config.tracking
+        self.tracker.options = dataclasses.replace(
+            self.tracker.options,
+            max_gap_s=tracking.max_gap_s,
+            occlusion_tolerance_s=config.occlusion_tolerance_s,
+            iou_gate=tracking.iou_gate,
+            min_similarity=tracking.min_similarity,
+            reid_min_similarity=tracking.reid_min_similarity,
+        )
+        self.leave_confirm_s = tracking.max_gap_s
+        return ended
 
     def _rest_rule(self, box: Box) -> tuple[float, float]:
         for state in self.zones:

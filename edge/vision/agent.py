@@ -9,7 +9,9 @@ its constructor, so a missing or corrupt model file stops
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,11 +23,14 @@ from edge.config import ElevatorAgentConfig
 from edge.registry import NoSourceDriver
 from edge.vision.actuators import Actuators, make_actuators
 from edge.vision.camera_agent import CameraAgent
+from edge.vision.detector import Detector
 from edge.vision.ebike import Action
 from edge.vision.errors import VisionStartError
-from edge.vision.pipeline import VisionPipeline
+from edge.vision.motion import MotionGate
+from edge.vision.pipeline import VisionPipeline, detector_options, motion_options, zone_filter
 from edge.vision.snapshots import encode_snapshot, new_snapshot_id, snapshot_message
 from edge.vision.sources import Frame, make_source, source_paced
+from edge.vision.zones import ZoneFilter
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,13 @@ def preflight(config: ElevatorAgentConfig) -> list[str]:
     except (VisionStartError, NoSourceDriver) as exc:
         problems.append(f"elevator.camera.source: {exc}")
     return problems
+
+
+@dataclass(frozen=True, slots=True)
+class _Retuned:
+    detector: Detector
+    motion: MotionGate | None
+    zones: ZoneFilter
 
 
 class ElevatorAgent(CameraAgent):
@@ -79,6 +91,38 @@ class ElevatorAgent(CameraAgent):
 
     def close(self) -> None:
         self.actuators.close()
+
+    # -- live config (edge/live_fields.py: what may change while it runs) -------------------------
+    def prepare_config(self, config: ElevatorAgentConfig, changed: tuple[str, ...] | list[str]) -> _Retuned:
+        elevator = config.elevator
+        detector = self.pipeline.detector
+        if any(path.startswith("elevator.detector.") for path in changed):
+            detector = detector.retuned(detector_options(elevator))  # ModelError: not for this model
+        missing = set(elevator.ebike.trigger_labels) - set(detector.output_labels)
+        if missing:
+            raise ValueError(
+                f"elevator.ebike.trigger_labels: {sorted(missing)} not among the model's labels "
+                f"{list(detector.output_labels)}"
+            )
+        motion_changed = any(path.startswith("elevator.motion.") for path in changed)
+        return _Retuned(
+            detector=detector,
+            motion=MotionGate(motion_options(elevator)) if motion_changed else None,
+            zones=zone_filter(elevator),
+        )
+
+    def swap_config(self, config: ElevatorAgentConfig, changed: tuple[str, ...], prepared: _Retuned) -> None:
+        pipeline, elevator = self.pipeline, config.elevator
+        pipeline.detector = prepared.detector
+        pipeline.zones = prepared.zones
+        if prepared.motion is not None:
+            pipeline.motion = prepared.motion  # learns its reference frame again on the next frame
+        pipeline.tracker.options = dataclasses.replace(
+            pipeline.tracker.options,
+            iou_threshold=elevator.tracker.iou_threshold,
+            max_age_s=elevator.tracker.max_age_s,
+        )
+        pipeline.analyzer.config = elevator.ebike  # its phase, held door and open event stay
 
     def process(self, frame: Frame) -> list[Action]:
         t = self.frame_time(frame)

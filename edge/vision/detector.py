@@ -153,6 +153,15 @@ class Detector:
             raise ModelError(f"model file {path} failed its warm-up inference: {exc}") from None
         return detector
 
+    def retuned(self, options: DetectorOptions) -> Detector:
+        """This loaded model with other thresholds, labels, label map or kept labels (a config applied
+        live): no reload, no warm-up. Raises ModelError when they do not fit the model, or when the
+        options name another model, layout, thread count or input size (those need a new session)."""
+        fixed = ("model_path", "layout", "threads", "input_size")
+        if differ := [name for name in fixed if getattr(options, name) != getattr(self.options, name)]:
+            raise ModelError(f"{', '.join(differ)} cannot change on a loaded model: load it again")
+        return Detector(options, self._session, self.metadata)
+
     def _resolve_layout(self, outputs: list[Any]) -> Literal["citywatch", "yolo"]:
         wanted: str = self.options.layout
         if wanted == "auto":

@@ -13,7 +13,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import Match
 
 from citywatch import __version__
-from gateway.api import health
+from gateway.api import health, metrics
 from gateway.api.deps import Services, check_query_parameters
 from gateway.api.responses import UNAUTHORIZED
 from gateway.auth.deps import get_principal
@@ -39,6 +39,7 @@ def create_app(services: Services) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED, _method_not_allowed)
     app.include_router(health.router)
+    app.include_router(metrics.router)  # plain text, not in the schema; a token like /health
     app.add_route(health.LIVENESS_PATH, health.liveness, include_in_schema=False)  # public, no token
     app.include_router(devices_views.router)
     app.include_router(command_views.router)

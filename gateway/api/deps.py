@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from prometheus_client import CollectorRegistry
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,6 +42,8 @@ class Services:
     # The ingest's refusals: a device's last ones (newest first), and the devices whose clocks are off.
     recent_refusals: Callable[[str], list[Refusal]] = field(default=lambda _device_id: [])
     clocks_off: Callable[[], list[ClockOff]] = field(default=list)
+    # What /metrics shows (gateway/api/metrics.py); None: built from the above at each scrape.
+    metrics: CollectorRegistry | None = None
 
 
 def get_services(request: Request) -> Services:

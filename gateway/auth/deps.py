@@ -70,5 +70,8 @@ DispatcherCaller = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.DI
 CallbackCaller = Annotated[
     Principal, Depends(require_role(Role.ADMIN, Role.DISPATCHER, Role.DISPATCH_CENTRE))
 ]  # lifecycle callbacks (accept, resolve, reject, rate)
+# People who may push an open event along: urge its department (admin, dispatcher, supervisor) or put
+# it under supervision (admin, supervisor: the lifecycle table refuses a dispatcher with a 403).
+EscalationCaller = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.DISPATCHER, Role.SUPERVISOR))]
 InstallerCaller = Annotated[Principal, Depends(require_role(Role.ADMIN, Role.INSTALLER))]  # devices, configs
 AdminCaller = Annotated[Principal, Depends(require_role(Role.ADMIN))]  # tokens, routing

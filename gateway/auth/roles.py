@@ -10,6 +10,7 @@ class Role(StrEnum):
     DISPATCHER = "dispatcher"  # the district centre's operators: dispatch, verify, cancel
     INSTALLER = "installer"  # field technicians: devices and their configuration
     VIEWER = "viewer"  # read-only screens
+    SUPERVISOR = "supervisor"  # district manager, duty supervisor: read; supervise and urge events
     DISPATCH_CENTRE = "dispatch_centre"  # the city's dispatch system calling back (integration)
     SYSTEM = "system"  # the gateway itself (routing, escalation, device conditions); never on a token
 

@@ -32,6 +32,10 @@ def next_message(
 ) -> CapMessage:
     """Render the event's next message as its state says (Alert, Update or Cancel) and store it."""
     session.flush()  # the event needs its id and uid
+    # Several gateways (or API and ingest threads) may add to one event's chain at once: the event's row
+    # lock makes the next sequence number theirs alone until commit (no-op on SQLite, one writer).
+    # FOR NO KEY UPDATE, the lock an UPDATE takes: it lets others insert rows referencing the event.
+    session.execute(select(Event.id).where(Event.id == event.id).with_for_update(key_share=True))
     rows = list(
         session.scalars(
             select(EventCapMessage)

@@ -63,7 +63,9 @@ def create_console_app(parent: FastAPI) -> FastAPI:
     console = FastAPI(
         title="citywatch console", openapi_url=None, docs_url=None, redoc_url=None, version=__version__
     )
-    console.state.console = ConsoleContext(parent, Jinja2Templates(env=environment()))
+    templates = Jinja2Templates(env=environment(lambda: context.zone))
+    context = ConsoleContext(parent, templates)
+    console.state.console = context
     console.state.stopping = parent.state.stopping  # the gateway's: ends open event streams on shutdown
     console.add_middleware(SecurityHeaders)
     console.mount("/static", StaticFiles(packages=[("gateway.console", "static")]), name="static")

@@ -93,10 +93,10 @@ class EventPage:
 
 def action_forms(state: EventState, department: str | None, role: Role) -> list[ActionForm]:
     """The lifecycle actions ``role`` may take from ``state`` that a person starts (the gateway's own,
-    such as escalations, are left out)."""
+    such as a returned condition, are left out; urge only when a department is responsible)."""
     forms = []
     for action in allowed_actions(WorkItem(state=state, department=department), role):
-        if action not in events_service.CALLBACK_ACTIONS:
+        if action not in events_service.PERSON_ACTIONS or (action is Action.URGE and department is None):
             continue
         spec = TRANSITIONS[action]
         forms.append(

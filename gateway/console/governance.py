@@ -1,11 +1,16 @@
 """Governance figures over a reporting period, read from the event rows (no table of their own).
 
-- events per day (UTC days) by type and by area (site, grid or town of the device);
+- events per day by type and by area (site, grid or town of the device), by the district's calendar day
+  (the gateway's TIMEZONE: an event at 23:30 UTC is the next day's in Asia/Shanghai);
 - on-time closure rate, mean and median handling time (dispatched -> resolved, the SLA clock of
   ``gateway.events.lifecycle.sla``) of the events raised in the period;
 - open overdue events by department, now (whatever the period);
 - false alarms per device: events raised in the period that were cancelled (the lifecycle's "false alarm")
   over all events raised.
+
+A period is whole local days, from local midnight ``PERIODS[period] - 1`` days ago until now. Rows are
+bucketed in Python (``created_at`` converted to the zone), so SQLite and PostgreSQL give the same days
+with no zone support needed in either database.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import io
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,8 +53,9 @@ class DeviceAlarms:
 
 @dataclass(frozen=True, slots=True)
 class Governance:
-    start: datetime
-    stop: datetime
+    start: datetime  # local midnight of the first day, in ``zone``
+    stop: datetime  # now, in ``zone``
+    zone: ZoneInfo
     area_level: str
     days: list[date]
     per_day_type: dict[str, list[int]]  # type -> count per day, aligned with ``days``
@@ -63,19 +70,23 @@ class Governance:
     false_alarms: list[DeviceAlarms]
 
 
-def governance(session: Session, *, period: str, area_level: str) -> Governance:
+def governance(session: Session, *, period: str, area_level: str, zone: ZoneInfo | None = None) -> Governance:
+    """The figures of ``period`` with days in ``zone`` (default UTC)."""
     if period not in PERIODS:
         raise ValueError(f"unknown period {period!r}; choose one of {', '.join(PERIODS)}")
     if area_level not in AREA_LEVELS:
         raise ValueError(f"unknown area level {area_level!r}; choose one of {', '.join(AREA_LEVELS)}")
     policy = events_service.policy_of(session)
+    zone = zone or ZoneInfo("UTC")
     now = policy.clock()
-    first_day = now.date() - timedelta(days=PERIODS[period] - 1)
-    start = datetime.combine(first_day, datetime.min.time(), tzinfo=now.tzinfo)
+    local_now = now.astimezone(zone)
+    first_day = local_now.date() - timedelta(days=PERIODS[period] - 1)
+    # Local midnight (zoneinfo resolves a midnight skipped or repeated by a DST change to a real instant).
+    start = datetime.combine(first_day, datetime.min.time(), tzinfo=zone)
     rows = session.execute(
         select(Event, Device.grid, Device.town, Device.device_type)
         .join(Device, Device.id == Event.device_id)
-        .where(Event.created_at >= start)
+        .where(Event.created_at >= start.astimezone(UTC))
         .order_by(Event.id)
     ).all()
     days = [first_day + timedelta(days=i) for i in range(PERIODS[period])]
@@ -86,7 +97,7 @@ def governance(session: Session, *, period: str, area_level: str) -> Governance:
     device_info: dict[str, tuple[str, str]] = {}
     handling: list[float] = []
     for event, grid, town, device_type in rows:
-        day = index.get(event.created_at.date())
+        day = index.get(event.created_at.astimezone(zone).date())
         if day is not None:
             per_type[event.type][day] += 1
             area = {"site": event.site, "grid": grid, "town": town}[area_level] or "-"
@@ -123,7 +134,8 @@ def governance(session: Session, *, period: str, area_level: str) -> Governance:
     mean = metrics.mean_handling_time
     return Governance(
         start=start,
-        stop=now,
+        stop=local_now,
+        zone=zone,
         area_level=area_level,
         days=days,
         per_day_type=dict(sorted(per_type.items())),
@@ -147,6 +159,7 @@ def to_csv(figures: Governance, table: str) -> str:
         writer.writerow(["figure", "value"])
         writer.writerows(
             [
+                ["time_zone", figures.zone.key],
                 ["period_start", figures.start.isoformat()],
                 ["period_stop", figures.stop.isoformat()],
                 ["events_raised", figures.raised],

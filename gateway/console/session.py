@@ -45,7 +45,7 @@ class ConsoleSession:
     @property
     def may_act(self) -> bool:
         """Whether the role may move events at all; which actions, the lifecycle decides per event."""
-        return self.principal.role in (Role.ADMIN, Role.DISPATCHER, Role.DISPATCH_CENTRE)
+        return self.principal.role in (Role.ADMIN, Role.DISPATCHER, Role.DISPATCH_CENTRE, Role.SUPERVISOR)
 
 
 def load_or_create_key(data_dir: Path) -> bytes:

@@ -143,7 +143,7 @@ async def stream(
 
 
 # -- one event ------------------------------------------------------------------------------------------
-DONE_ACTIONS = frozenset(action.value for action in events_service.CALLBACK_ACTIONS)
+DONE_ACTIONS = frozenset(action.value for action in events_service.PERSON_ACTIONS)
 
 
 def _event_page(
@@ -204,7 +204,7 @@ def act(
     t = translator(request)
     if not csrf_ok(user, csrf):
         raise HTTPException(status.HTTP_403_FORBIDDEN, t("csrf_failed"))
-    if not user.may_act or action not in events_service.CALLBACK_ACTIONS:
+    if not user.may_act or action not in events_service.PERSON_ACTIONS:
         return _event_page(
             request,
             context,
@@ -344,7 +344,7 @@ def _governance(
 ) -> governance.Governance:
     try:
         with context.services.read_session_factory() as session:
-            return governance.governance(session, period=period, area_level=area)
+            return governance.governance(session, period=period, area_level=area, zone=context.zone)
     except ValueError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -18,6 +19,7 @@ from gateway.console.i18n import Translator, negotiate
 from gateway.console.session import ConsoleSession, SessionSigner, load_or_create_key
 
 PREFIX = "/console"
+UTC_ZONE = ZoneInfo("UTC")
 LOGIN_PATH = "/"
 # Everything the pages load comes from the gateway itself: no CDN, no tile server, no inline script.
 SECURITY_HEADERS = {
@@ -56,6 +58,11 @@ class ConsoleContext:
         return services
 
     @property
+    def zone(self) -> ZoneInfo:
+        """The district's time zone (the gateway's TIMEZONE setting): pages show times in it."""
+        return self.services.settings.zone
+
+    @property
     def signer(self) -> SessionSigner:
         with self._lock:
             if self._signer is None:
@@ -67,7 +74,9 @@ class NotLoggedIn(Exception):
     """No valid session: pages send the browser to the login, fragments and streams answer 401."""
 
 
-def environment() -> Environment:
+def environment(zone: Callable[[], ZoneInfo] = lambda: UTC_ZONE) -> Environment:
+    """The templates' environment; ``zone`` gives the time zone times are shown in (read per use: the
+    console may be built before its gateway's settings are known)."""
     env = Environment(
         loader=PackageLoader("gateway.console", "templates"),
         autoescape=select_autoescape(["html"]),
@@ -75,15 +84,30 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["iso"] = lambda value: value.isoformat() if isinstance(value, datetime) else ""
-    env.filters["short_time"] = short_time
+    env.filters["short_time"] = lambda value: short_time(value, zone())
+    env.globals["zone_name"] = lambda: zone().key
     env.filters["duration"] = duration
     env.filters["number"] = number
     return env
 
 
-def short_time(value: datetime | None) -> str:
-    """UTC, to the minute; the page's script shows it in the browser's time zone."""
-    return value.strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, datetime) else "—"
+def short_time(value: datetime | None, zone: ZoneInfo = UTC_ZONE) -> str:
+    """To the minute in the district's zone, with its offset: ``2026-06-02 07:30 UTC+8``. Every screen of
+    the control room shows the same clock, whatever the zone of the browser showing it."""
+    if not isinstance(value, datetime):
+        return "—"
+    local = value.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M} {utc_offset(local)}"
+
+
+def utc_offset(local: datetime) -> str:
+    """``UTC``, ``UTC+8``, ``UTC-3:30``: short, and unlike abbreviations (CST) never ambiguous."""
+    offset = local.utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    if minutes == 0:
+        return "UTC"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{'+' if minutes > 0 else '-'}{hours}" + (f":{rest:02d}" if rest else "")
 
 
 def duration(seconds: float | None) -> str:

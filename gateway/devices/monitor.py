@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.protocol.messages import ConfigDriftDetails, DeviceOfflineDetails, EventType, Severity
-from gateway.db import utcnow
+from gateway.db import singleton_lock, utcnow
 from gateway.devices import service as devices_service
 from gateway.devices.models import Device
 from gateway.events import service as events_service
@@ -110,6 +110,12 @@ class PresenceMonitor:
                 self._on_outbox_changed()
             return result
         with self._sessions() as session, session.begin():
+            # Every gateway runs this monitor; the writes of a pass are one at a time cluster-wide (see
+            # EscalationLoop.run_once for why a transaction's advisory lock). Each device is read again
+            # under the lock, and raise/end_gateway_event look for the open event then, so a pass that
+            # waited for another's commit raises nothing twice.
+            if not singleton_lock(session, "presence"):
+                return result
             for device_id in sorted(to_raise):
                 device = session.get(Device, device_id)
                 if device is None or device.last_seen is None or device.last_seen >= silent_since:
@@ -178,6 +184,8 @@ class PresenceMonitor:
         if not to_raise and not to_end:
             return
         with self._sessions() as session, session.begin():
+            if not singleton_lock(session, "presence"):  # as in check()
+                return
             for device_id in sorted(to_raise):
                 device = session.get(Device, device_id)
                 if (

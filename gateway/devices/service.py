@@ -304,7 +304,10 @@ def record_last_seen(*, session: Session, last_seen: Mapping[str, datetime]) -> 
         .values(last_seen=bindparam("seen"))
     )
     session.connection().execute(
-        statement, [{"device": device_id, "seen": seen} for device_id, seen in last_seen.items()]
+        # In id order: gateways of a share group updating the same devices lock them in one order,
+        # rather than deadlocking (which PostgreSQL would break by failing one batch, then retried).
+        statement,
+        [{"device": device_id, "seen": seen} for device_id, seen in sorted(last_seen.items())],
     )
 
 

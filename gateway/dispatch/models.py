@@ -50,3 +50,7 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(1000), default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    # Several gateways share the outbox: the one whose claim runs (until claimed_until) sends the row;
+    # a claim of a gateway that died expires, and another takes the row then.
+    claimed_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)

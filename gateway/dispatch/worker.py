@@ -10,17 +10,21 @@ it waits on its own backoff and holds back only the later notifications of its e
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import random
+import socket
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from standardwebhooks.webhooks import Webhook
 
@@ -50,6 +54,14 @@ class DeliveryOptions:
     # While an endpoint does not answer, its oldest notification is retried at least this often (unless
     # it asked for longer with Retry-After): one request, and its backlog goes out soon after it is back.
     probe_max_delay_s: float = 5.0
+    # Several gateways share one outbox: a gateway claims the notifications it is about to send for this
+    # long. It starts no POST later than ``lease_s - timeout_s`` after the claim, so none is still being
+    # sent when the claim runs out; a dead gateway's claims run out, and another gateway sends them.
+    lease_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.lease_s <= self.timeout_s:
+            raise ValueError(f"lease_s ({self.lease_s}) must be longer than timeout_s ({self.timeout_s})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +139,11 @@ class DispatchWorker:
         session_factory: sessionmaker[Session],
         read_session_factory: sessionmaker[Session] | None = None,
         options: DeliveryOptions | None = None,
+        name: str | None = None,
     ) -> None:
+        # Whose claims these are: unique per process start, so a restarted gateway waits out the
+        # claims of its previous life like any other gateway's.
+        self.name = f"{name or socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"[:128]
         self._sessions = session_factory
         self._read_sessions = read_session_factory or session_factory
         self._options = options or DeliveryOptions()
@@ -143,6 +159,7 @@ class DispatchWorker:
         self.last_error: str | None = None
         # Endpoints (id, url) that answered last time; the others get only their oldest notification.
         self._answering: set[tuple[int, str]] = set()
+        self._unrecorded: list[tuple[list[AttemptResult], list[Attempt]]] = []  # sent, not yet recorded
 
     def start(self) -> None:
         self._thread.start()
@@ -155,6 +172,13 @@ class DispatchWorker:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+        if self._unrecorded:
+            try:
+                self._record_pending()
+            except Exception:  # the database is still away: their claims run out, others send them again
+                log.warning(
+                    "stopping with %d unrecorded deliveries", sum(len(r) for r, _ in self._unrecorded)
+                )
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._http.close()
 
@@ -173,17 +197,66 @@ class DispatchWorker:
 
     def deliver_due(self) -> float:
         """Send what is due, one run per endpoint; returns how long to wait before the next round."""
+        self._record_pending()  # first: what the last round sent while the database was away
         now = utcnow()
         runs, next_due = self._due_runs(now)
+        if runs:
+            runs = self._claim(runs, now)
         if not runs:
             return (
                 self._options.idle_poll_s
                 if next_due is None
                 else min(self._options.idle_poll_s, max(0.0, (next_due - now).total_seconds()))
             )
-        for results in self._pool.map(self._post_run, runs):
-            self._record(results)
+        send_until = time.monotonic() + self._options.lease_s - self._options.timeout_s
+        posted = self._pool.map(lambda run: self._post_run(run, send_until), runs)
+        self._unrecorded += zip(posted, runs, strict=True)
+        self._record_pending()
         return 0.0
+
+    def _record_pending(self) -> None:
+        """Record what was sent; while the database is away, keep it and raise (the round is retried):
+        a delivery recorded late is not sent again, one forgotten would be once its claim runs out."""
+        while self._unrecorded:
+            results, claimed = self._unrecorded[0]
+            self._record(results, claimed=claimed)
+            self._unrecorded.pop(0)
+
+    def _claim(self, runs: list[list[Attempt]], now: datetime) -> list[list[Attempt]]:
+        """Claim the runs' notifications for this worker; returns what it may send.
+
+        Row locks with SKIP LOCKED (PostgreSQL; SQLite has one process): of gateways claiming at once
+        each row goes to one. A run keeps only its prefix of rows claimed here: another gateway that
+        took a row of the same endpoint is sending from the same oldest row, and sending what comes
+        after it meanwhile would overtake it."""
+        wanted = [attempt.row_id for run in runs for attempt in run]
+        with self._sessions() as session, session.begin():
+            free = set(
+                session.scalars(
+                    select(OutboxMessage.id)
+                    .where(
+                        OutboxMessage.id.in_(wanted),
+                        OutboxMessage.status == OutboxStatus.PENDING,
+                        or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until <= now),
+                    )
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            claimed = []
+            for run in runs:
+                prefix = list(itertools.takewhile(lambda attempt: attempt.row_id in free, run))
+                if prefix:
+                    claimed.append(prefix)
+            ids = [attempt.row_id for run in claimed for attempt in run]
+            if ids:
+                session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(ids))
+                    .values(
+                        claimed_by=self.name, claimed_until=now + timedelta(seconds=self._options.lease_s)
+                    )
+                )
+        return claimed
 
     def _due_runs(self, now: datetime) -> tuple[list[list[Attempt]], datetime | None]:
         """Per endpoint, its due notifications in outbox order: all of them (up to ``run_limit``) when
@@ -204,6 +277,9 @@ class DispatchWorker:
             for row, endpoint in rows:
                 key = (endpoint.id, row.event_id)
                 if endpoint.id in complete or key in held:
+                    continue
+                if row.claimed_until is not None and row.claimed_until > now:
+                    complete.add(endpoint.id)  # another gateway sends it now: nothing overtakes it
                     continue
                 probing = (endpoint.id, endpoint.url) not in self._answering
                 if row.next_attempt_at > now:
@@ -231,11 +307,13 @@ class DispatchWorker:
                     complete.add(endpoint.id)
         return list(runs.values()), next_due
 
-    def _post_run(self, run: list[Attempt]) -> list[AttemptResult]:
+    def _post_run(self, run: list[Attempt], send_until: float) -> list[AttemptResult]:
         """One endpoint's notifications in order; stops at the first that is not delivered, so none
-        overtakes an earlier one."""
+        overtakes an earlier one, and before a POST that could outlast the claim (``send_until``)."""
         results = []
         for attempt in run:
+            if time.monotonic() >= send_until or self._stopping.is_set():
+                break
             result = self._post(attempt)
             results.append(result)
             if not result.delivered:
@@ -263,15 +341,30 @@ class DispatchWorker:
             _ms_since(started),
         )
 
-    def _record(self, results: list[AttemptResult]) -> None:
+    def _record(self, results: list[AttemptResult], *, claimed: list[Attempt]) -> None:
         now = utcnow()
         with self._sessions() as session, session.begin():
+            sent = {result.attempt.row_id for result in results}
+            # Claimed, not sent (the run stopped at a failure, or for time): free for anyone at once.
+            session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id.in_([a.row_id for a in claimed if a.row_id not in sent]),
+                    OutboxMessage.claimed_by == self.name,
+                )
+                .values(claimed_by=None, claimed_until=None)
+            )
             for result in results:
                 attempt = result.attempt
                 self._note_answer(session, attempt, answered=result.endpoint_answered, now=now)
-                row = session.get(OutboxMessage, attempt.row_id)
+                row = session.get(OutboxMessage, attempt.row_id, with_for_update=True)
                 if row is None or row.status != OutboxStatus.PENDING:
                     continue
+                if row.claimed_by != self.name and not result.delivered:
+                    continue  # our claim ran out (the database was away): another gateway's now
+                if row.claimed_by != self.name:  # delivered all the same: recorded, not sent again
+                    log.warning("claim of %s ran out before its delivery was recorded", attempt.webhook_id)
+                row.claimed_by = row.claimed_until = None
                 row.attempts += 1
                 if result.delivered:
                     row.status, row.delivered_at, row.last_error = OutboxStatus.DELIVERED, now, None

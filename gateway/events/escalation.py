@@ -9,6 +9,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.db import singleton_lock
 from gateway.events import flows
 from gateway.events.lifecycle.models import SLA_RUNNING_STATES, SYSTEM_ACTOR, TransitionRequest
 from gateway.events.lifecycle.sla import due_escalations
@@ -39,16 +40,27 @@ class EscalationLoop:
     def run_once(self) -> int:
         """Record and push every escalation due now (by the policy's clock); returns how many."""
         with self._sessions() as session, session.begin():
+            # Every gateway runs this loop. One pass at a time, cluster-wide: a pass is one cheap scan
+            # of the overdue events, so running them side by side would gain nothing, and a lock held
+            # by the transaction (rather than an elected leader with a lease) is gone the moment its
+            # gateway dies. Taken before the scan, so a pass sees the last one's escalations committed
+            # (READ COMMITTED) and sends each deadline's escalation once; busy = skip this round.
+            if not singleton_lock(session, "escalation"):
+                return 0
             policy = policy_of(session)
             now = policy.clock()
             overdue = {
                 str(event.id): event
                 for event in session.scalars(
-                    select(Event).where(
+                    select(Event)
+                    .where(
                         Event.state.in_([state.value for state in SLA_RUNNING_STATES]),
                         Event.deadline.is_not(None),
                         Event.deadline <= now,
                     )
+                    .order_by(Event.id)
+                    .with_for_update(key_share=True)  # ingest or the API may change one meanwhile (LOCK)
+                    .execution_options(populate_existing=True)
                 )
             }
             due = due_escalations((sla_view(e) for e in overdue.values()), now=now, policy=policy.escalation)

@@ -216,6 +216,19 @@ class CallbackRequest(BaseModel):
     )
 
 
+class EscalationRequest(BaseModel):
+    """What a person sends with an urge or a supervise: what the department (or the supervisors) should hear."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: Annotated[str, Note(2000)] | None = Field(
+        default=None,
+        title="Note",
+        description="Optional: recorded in the audit trail and sent with the push (the CAP message's note).",
+        examples=["residents report water in the underpass; please send the pump crew now"],
+    )
+
+
 class MetricsRead(BaseModel):
     finished: int = Field(description="Events resolved or closed with an SLA clock.")
     on_time: int

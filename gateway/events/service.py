@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from citywatch.protocol.messages import EventMessage, EventPhase, EventType, Severity
@@ -26,8 +27,10 @@ from gateway.events.lifecycle.models import (
     RefusalCode,
     TransitionRefused,
     TransitionRequest,
+    WorkItem,
 )
 from gateway.events.lifecycle.plans import Area, dispatch_request, plan_raised_condition
+from gateway.events.lifecycle.transitions import apply_transition
 from gateway.events.models import Event, EventAudit, EventRevision
 from gateway.events.policy import EVENT_POLICY_KEY, EventPolicy, default_routing
 from gateway.routing.service import route
@@ -102,8 +105,7 @@ def apply_device_event(
         return Outcome.DUPLICATE, None
     if message.seq < max_seq:
         return Outcome.STALE, None
-    event = session.get(Event, event_pk)
-    assert event is not None
+    event = get(session=session, event_id=event_pk, for_update=True)
     if event.device_event_id != message.event_id:
         _record_earlier_condition(session=session, event=event, device=device, message=message)
         return Outcome.UPDATED, event
@@ -155,17 +157,22 @@ def raise_condition(
     actor: str,
     snapshot_id: str | None = None,
     seq: int = 0,
+    _retried: bool = False,
 ) -> tuple[Outcome, Event]:
     """A condition is (newly) raised: de-duplicate, route, dispatch and push in the caller's transaction."""
     policy = policy_of(session)
     now = policy.clock()
     window_start = seen_at - policy.suppression_window
     candidates = session.scalars(
-        select(Event).where(
+        select(Event)
+        .where(
             Event.device_id == device.id,
             Event.type == event_type,
             or_(Event.state.not_in([s.value for s in FINISHED_STATES]), Event.last_device_ts >= window_start),
         )
+        .order_by(Event.id)
+        .with_for_update(key_share=True)  # the merge below counts on them: see LOCK
+        .execution_options(populate_existing=True)
     ).all()
     plan = plan_raised_condition(
         condition=RaisedCondition(
@@ -196,8 +203,31 @@ def raise_condition(
             created_at=now,
             updated_at=now,
         )
-        session.add(event)
-        session.flush()
+        try:
+            # A savepoint: when another gateway opened this (device, type)'s event since the look-up
+            # above, the one-open-event index refuses this insert (on PostgreSQL, after waiting for
+            # that gateway's commit); the condition is then planned again and merges into that event.
+            with session.begin_nested():
+                session.add(event)
+                session.flush()
+        except IntegrityError:
+            if _retried:
+                raise
+            return raise_condition(
+                session=session,
+                device=device,
+                event_type=event_type,
+                severity=severity,
+                confidence=confidence,
+                details=details,
+                device_event_id=device_event_id,
+                started_at=started_at,
+                seen_at=seen_at,
+                actor=actor,
+                snapshot_id=snapshot_id,
+                seq=seq,
+                _retried=True,
+            )
         flows.annotate(session=session, event=event, action="created", actor=actor, role="device", at=now)
         outcome = Outcome.CREATED
     else:
@@ -303,8 +333,18 @@ class EventNotFound(LookupError):
     pass
 
 
-def get(*, session: Session, event_id: int) -> Event:
-    event = session.get(Event, event_id)
+# Row lock for an event about to change: FOR NO KEY UPDATE (what an UPDATE takes; rows referencing the
+# event may still be inserted), re-read after the wait, so that of two gateways changing one event the
+# second works on the first's result (no lost update). Nothing on SQLite, whose writers take turns.
+LOCK: dict[str, bool] = {"key_share": True}
+
+
+def get(*, session: Session, event_id: int, for_update: bool = False) -> Event:
+    event = (
+        session.get(Event, event_id, with_for_update=LOCK, populate_existing=True)
+        if for_update
+        else session.get(Event, event_id)
+    )
     if event is None:
         raise EventNotFound(f"event {event_id} does not exist")
     return event
@@ -357,6 +397,11 @@ CALLBACK_ACTIONS: Sequence[Action] = (
     Action.REJECT,
     Action.CANCEL,
 )
+# Escalations a person may send (the gateway's escalation loop sends them on its schedule): the same
+# transition, audit line and push (``event.supervise``, ``event.urge``) as the loop's.
+ESCALATION_ACTIONS: Sequence[Action] = (Action.SUPERVISE, Action.URGE)
+# Every action the console offers a person, in its order of buttons.
+PERSON_ACTIONS: Sequence[Action] = (*CALLBACK_ACTIONS, *ESCALATION_ACTIONS)
 
 
 def act(
@@ -373,10 +418,22 @@ def act(
     """A person or the dispatch centre moves an event through its lifecycle (raises ``TransitionRefused``)."""
     policy = policy_of(session)
     now = policy.clock()
-    event = get(session=session, event_id=event_id)
+    event = get(session=session, event_id=event_id, for_update=True)
     if action is Action.DISPATCH:
         request = _dispatch(
             session=session, event=event, policy=policy, department=department, actor=actor, at=now, note=note
+        )
+    elif action is Action.URGE and event.department is None:
+        # A person urges a department; the gateway's loop also urges the triage queue (no department).
+        # Role and state are checked first, so a closed event is refused for being closed.
+        apply_transition(
+            item=WorkItem(state=EventState(event.state)),
+            request=TransitionRequest(action=action, actor=actor, at=now),
+        )
+        raise TransitionRefused(
+            RefusalCode.DEPARTMENT_REQUIRED,
+            f"event {event.id} has no department to urge: it waits in the triage queue; dispatch it "
+            "(or supervise it)",
         )
     elif action is Action.ASSIGN:
         if not assignee:
@@ -388,7 +445,16 @@ def act(
     flows.transition(session=session, event=event, request=request)
     if action is Action.ASSIGN:
         event.assignee = assignee
-    flows.publish(session=session, event=event, message_type=f"event.{action.value}", policy=policy, at=now)
+    # An escalation's note goes out with its push, as the escalation loop's does: it is the message.
+    pushed_note = request.note if action in ESCALATION_ACTIONS else None
+    flows.publish(
+        session=session,
+        event=event,
+        message_type=f"event.{action.value}",
+        policy=policy,
+        at=now,
+        note=pushed_note,
+    )
     if action is Action.REJECT:
         _reroute(session=session, event=event, policy=policy, department=department, by=actor, at=now)
     return event

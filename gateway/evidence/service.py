@@ -94,9 +94,12 @@ def apply_part(
             "(CITYWATCH_EVIDENCE_MAX_BYTES): send a shorter clip or a smaller image",
         )
     item = session.scalars(
-        select(EvidenceItem).where(
-            EvidenceItem.device_id == message.device_id, EvidenceItem.evidence_id == message.evidence_id
-        )
+        select(EvidenceItem)
+        .where(EvidenceItem.device_id == message.device_id, EvidenceItem.evidence_id == message.evidence_id)
+        # Parts of one item may reach several gateways at once: one at a time, each counting the
+        # parts the others committed, so the one that stores the last part joins the item.
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
     ).first()
     if item is None:
         if (owner := _other_owner(session, message.device_id, message.event_id)) is not None:

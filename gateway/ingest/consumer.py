@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from citywatch.mqtt import MqttOptions
 from citywatch.protocol.codec import ClockBounds, RejectedMessage, decode
@@ -30,6 +30,7 @@ log = logging.getLogger("gateway.ingest")
 # Database errors worth waiting out (server down, file locked); anything else is a bad message.
 TRANSIENT_ERRORS = (OperationalError, sqlite3.OperationalError, OSError)
 QUEUED = frozenset({mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN})  # paho has a message we publish
+DEFERRED_RETRY_S = 0.2  # how often deferred messages are tried again
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,11 @@ class MqttIngest:
         self._stop_writer = threading.Event()
         self._connected = threading.Event()
         self._storing_since: float | None = None
+        # Updates of events not seen begin yet (BatchProcessor unknown_event_wait_s): tried again with
+        # later batches, acknowledged once stored or refused.
+        self._deferred: list[Delivery] = []
+        self._just_deferred: list[Delivery] = []
+        self._next_deferred_try = 0.0
         self.last_disconnect: str | None = None  # why the last connection ended, in words (for /health)
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         self._client = self._make_client()
@@ -243,7 +249,7 @@ class MqttIngest:
     def _write_batches(self) -> None:
         last_presence_flush = time.monotonic()
         while True:
-            batch = self._take_batch()
+            batch = self._due_deferred() + self._take_batch()
             flush_presence = time.monotonic() - last_presence_flush >= self._options.presence_flush_s
             if not batch:
                 if self._stop_writer.is_set():
@@ -258,10 +264,22 @@ class MqttIngest:
                 break  # stopping while the database is unreachable: leave the rest unacked
             if flush_presence:
                 last_presence_flush = time.monotonic()
+            if self._just_deferred:
+                waiting = {delivery.mid for delivery in self._just_deferred}  # unique while unacked
+                self._deferred += self._just_deferred
+                self._just_deferred = []
+                batch = [delivery for delivery in batch if delivery.mid not in waiting]
             ack_all(self._client, batch)
             self.receipts.publish_due(self._client, connected=self.connected)
         self._store([], flush_presence=True)
         self.receipts.publish_due(self._client, connected=self.connected, force=True)  # before disconnecting
+
+    def _due_deferred(self) -> list[Delivery]:
+        if not self._deferred or time.monotonic() < self._next_deferred_try:
+            return []
+        self._next_deferred_try = time.monotonic() + DEFERRED_RETRY_S
+        due, self._deferred = self._deferred, []
+        return due
 
     @property
     def storing_for_s(self) -> float:
@@ -283,6 +301,7 @@ class MqttIngest:
         """True once the batch is committed (bad messages refused); False if told to stop while retrying."""
         delay = self._options.retry_delay_s
         attempts_while_stopping = 0
+        conflict_retried = False
         while True:
             try:
                 result = self._processor.process(batch, flush_presence=flush_presence)
@@ -290,6 +309,19 @@ class MqttIngest:
             except TRANSIENT_ERRORS as exc:
                 self._stats.count_retry(error=redact_text(f"{type(exc).__name__}: {exc}")[:500])
                 log.warning("storing a batch of %d failed (%s); retrying in %.1f s", len(batch), exc, delay)
+            except IntegrityError as exc:
+                # Usually another gateway of the share group committed the same row (a device's message
+                # redelivered to it, an event opened at the same moment): once more, the look-ups see
+                # it and the message is a duplicate or an update. Twice in a row is a real fault.
+                if len(batch) <= 1 and not conflict_retried:
+                    conflict_retried = True
+                    log.info("storing a message conflicted with another writer (%s); once more", exc.orig)
+                    continue
+                if len(batch) <= 1:
+                    log.exception("message could not be stored; refused as processing_error")
+                    self._stats.refuse("processing_error")
+                    return True
+                return all(self._store([delivery], flush_presence=flush_presence) for delivery in batch)
             except Exception:
                 if len(batch) <= 1:
                     log.exception("message could not be stored; refused as processing_error")
@@ -304,6 +336,7 @@ class MqttIngest:
             time.sleep(delay)
             delay = min(delay * 2, self._options.retry_delay_max_s)
         self._stats.write_succeeded()
+        self._just_deferred += result.deferred
         self.receipts.stored(result.numbered)  # committed: the devices may forget these
         if batch:
             self._stats.record_batch(

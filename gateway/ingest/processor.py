@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import logging
 import time
 from collections import Counter, defaultdict
@@ -50,6 +51,7 @@ class Delivery:
     decoded: Decoded
     mid: int
     qos: int
+    deferred_since: float | None = None  # monotonic: when it was first found to wait (``deferred``)
 
 
 @dataclass(slots=True)
@@ -63,6 +65,9 @@ class BatchResult:
     # Refused inside the transaction: counted and logged once it commits (not again on a retry);
     # (reason, detail, topic, message).
     refused: list[tuple[str, str, Topic, BaseModel]] = field(default_factory=list)
+    # Not stored yet, not acknowledged: an update of an event whose ``new`` another gateway of the share
+    # group may be storing right now (see ``unknown_event_wait_s``); the writer tries them again.
+    deferred: list[Delivery] = field(default_factory=list)
 
 
 class BatchProcessor:
@@ -78,7 +83,12 @@ class BatchProcessor:
         refusals: RefusalRecorder,
         snapshot_dir: Path,
         evidence: EvidenceOptions,
+        unknown_event_wait_s: float = 0.0,
     ) -> None:
+        # With a share group a device's messages are spread over the gateways, so its event's update
+        # can be handled before the ``new`` that another gateway is still storing: for this long after
+        # it came, such an update waits (unacknowledged) instead of being refused as unknown_event.
+        self._unknown_event_wait_s = unknown_event_wait_s
         self._sessions = session_factory
         self._store = store
         self._directory = directory
@@ -152,6 +162,9 @@ class BatchProcessor:
             self._store.write(points)
             result.telemetry = len(points)
         if transactional or (flush_presence and self._last_seen):
+            # By device (stable: a device's own messages keep their order): gateways of a share group
+            # then lock rows in one order, rather than deadlocking on each other's batches.
+            transactional.sort(key=lambda delivery: delivery.decoded.topic.device_id)
             self._transact(transactional, result)
         for reason, detail, topic, refused in result.refused:
             self.refuse(reason, detail, str(topic), refused)
@@ -176,7 +189,13 @@ class BatchProcessor:
                         session=session, device=device, message=message
                     )
                     if outcome is events_service.Outcome.UNKNOWN_EVENT:
-                        self._refuse_unknown_event(delivery, message, result)
+                        since = delivery.deferred_since or time.monotonic()
+                        # Counted from the first try, not from receipt: after a database outage the
+                        # `new` and its update are both retried, in any order.
+                        if time.monotonic() - since < self._unknown_event_wait_s:
+                            self._defer(dataclasses.replace(delivery, deferred_since=since), message, result)
+                        else:
+                            self._refuse_unknown_event(delivery, message, result)
                         continue
                     result.events[outcome.value] += 1
                     result.outbox_changed |= outcome in (
@@ -243,6 +262,15 @@ class BatchProcessor:
             return
         if dropped:
             log.info("evidence housekeeping: dropped %d partial or refused item(s)", len(dropped))
+
+    @staticmethod
+    def _defer(delivery: Delivery, message: EventMessage, result: BatchResult) -> None:
+        """Left for a later try: neither counted nor receipted now."""
+        topic = delivery.decoded.topic
+        result.accepted[topic.channel.value] -= 1
+        if message.outbox_seq is not None:
+            result.numbered.remove((topic, message.outbox_seq))
+        result.deferred.append(delivery)
 
     @staticmethod
     def _refuse_unknown_event(delivery: Delivery, message: EventMessage, result: BatchResult) -> None:

@@ -1,6 +1,6 @@
 // citywatch console: progressive enhancement of server-rendered pages.
 // Without this script every page still works (forms post, filters submit, tables show the data);
-// with it, times show in the browser's zone, the desk and event pages follow the event stream,
+// with it, the desk and event pages follow the event stream,
 // and charts are drawn (Chart.js, vendored in static/vendor).
 (function () {
   "use strict";
@@ -8,21 +8,9 @@
   var body = document.body;
   var prefix = body.dataset.prefix || "/console";
 
-  // -- times: UTC from the server, shown in the browser's time zone ---------------------------------
-  function localTimes(root) {
-    // The browser's own locale and zone (its language chose the page's texts too); a 24-hour clock.
-    var format = new Intl.DateTimeFormat(undefined, {
-      year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
-      hourCycle: "h23",
-    });
-    (root || document).querySelectorAll("time[data-local]").forEach(function (el) {
-      var when = new Date(el.getAttribute("datetime"));
-      if (!isNaN(when)) {
-        el.textContent = format.format(when);
-        el.title = el.getAttribute("datetime");
-      }
-    });
-  }
+  // Times are rendered by the server in the district's zone (the gateway's TIMEZONE); charts use the
+  // same zone, so every screen in the room shows one clock whatever the browser's own zone.
+  var zone = body.dataset.timezone || "UTC";
 
   // -- live: the event stream (the API's /events/stream under the console session) ------------------
   function connect(onChange) {
@@ -75,7 +63,6 @@
         }
       });
       remember();
-      localTimes(document.getElementById("desk-rows"));
       var announce = document.getElementById("announce");
       if (announce && fresh.length) {
         announce.textContent = created.length ? created.join("; ") : "#" + fresh.join(", #");
@@ -103,7 +90,6 @@
       htmx.ajax("GET", window.location.pathname, { target: "#event-live", select: "#event-live", swap: "outerHTML" });
     }, 80);
     document.body.addEventListener("htmx:afterSettle", function () {
-      localTimes(document.getElementById("event-live"));
       drawCharts(document.getElementById("event-live"));
     });
     connect(function (change) {
@@ -140,7 +126,7 @@
 
   function timeLabel(ms) {
     var d = new Date(ms);
-    return d.toLocaleString(undefined, { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    return d.toLocaleString(undefined, { month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: zone });
   }
 
   function drawCharts(root) {
@@ -278,7 +264,6 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    localTimes(document);
     drawCharts(document);
     var main = document.getElementById("main");
     if (main && main.dataset.live === "desk") liveDesk();

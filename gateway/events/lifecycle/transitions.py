@@ -137,17 +137,21 @@ TRANSITIONS: Mapping[Action, TransitionSpec] = MappingProxyType(
             target=None,
             roles=frozenset({Role.SYSTEM}),
         ),
+        # The gateway sends both on the escalation schedule (role system); people may send them too,
+        # any time the event is open and someone owes work: the state stays, the escalation counter too.
         Action.SUPERVISE: TransitionSpec(
-            description="First escalation: the event is past its SLA (or triage) deadline; supervisors are told.",
+            description="Put the event under supervision: the gateway does so when it passes its SLA (or "
+            "triage) deadline; a supervisor may at any time. Supervisors are told.",
             sources=SLA_RUNNING_STATES,
             target=None,
-            roles=frozenset({Role.SYSTEM}),
+            roles=frozenset({Role.SYSTEM, Role.ADMIN, Role.SUPERVISOR}),
         ),
         Action.URGE: TransitionSpec(
-            description="Later escalations: the department is urged again on the escalation schedule.",
+            description="Urge the responsible department: the gateway does so on the escalation schedule "
+            "after supervising; a dispatcher or supervisor may at any time (the event must have a department).",
             sources=SLA_RUNNING_STATES,
             target=None,
-            roles=frozenset({Role.SYSTEM}),
+            roles=frozenset({Role.SYSTEM, Role.ADMIN, Role.DISPATCHER, Role.SUPERVISOR}),
         ),
     }
 )

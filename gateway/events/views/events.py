@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from citywatch.protocol.messages import EventType
 from gateway.api.deps import QueryTime, SessionDep
 from gateway.api.responses import FORBIDDEN, UNREADABLE_BODY, conflict, not_found
-from gateway.auth.deps import AnyCaller, CallbackCaller, DispatcherCaller
+from gateway.auth.deps import AnyCaller, CallbackCaller, DispatcherCaller, EscalationCaller
 from gateway.events import service
 from gateway.events.lifecycle.models import Action, EventState, RefusalCode, TransitionRefused
 from gateway.events.lifecycle.sla import handling_metrics
@@ -20,6 +20,7 @@ from gateway.events.lifecycle.transitions import TRANSITIONS
 from gateway.events.models import (
     AcknowledgeRequest,
     CallbackRequest,
+    EscalationRequest,
     Event,
     EventDetail,
     EventPage,
@@ -179,3 +180,34 @@ def _callback_route(action: Action) -> None:
 
 for _action in service.CALLBACK_ACTIONS:
     _callback_route(_action)
+
+
+def _escalation_route(action: Action) -> None:
+    """A person urges or supervises an open event: the transition, audit line and push the escalation
+    loop makes, by the caller (the lifecycle table decides who may: supervise is not a dispatcher's)."""
+
+    def handle(
+        event_id: EventId, body: EscalationRequest, caller: EscalationCaller, session: SessionDep
+    ) -> EventDetail:
+        return _act(
+            session,
+            event_id,
+            lambda: service.act(
+                session=session, event_id=event_id, action=action, actor=caller.actor(), note=body.note
+            ),
+        )
+
+    handle.__name__ = f"{action.value}_event"
+    router.add_api_route(
+        f"/{{event_id}}/{action.value}",
+        handle,
+        methods=["POST"],
+        response_model=EventDetail,
+        summary=f"{action.value.capitalize()}: {TRANSITIONS[action].description}",
+        responses=TRANSITION_RESPONSES,
+        tags=["lifecycle"],
+    )
+
+
+for _action in service.ESCALATION_ACTIONS:
+    _escalation_route(_action)

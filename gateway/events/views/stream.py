@@ -25,6 +25,7 @@ from gateway.events.models import Event, EventAudit
 router = APIRouter(prefix="/events", tags=["events"])
 POLL_S = 0.25
 BATCH = 200
+LATE_WINDOW = 200  # ids below the cursor still looked at: changes committed after later ones
 
 
 def _changes_after(services: Any, after: int) -> list[dict[str, Any]]:
@@ -53,6 +54,23 @@ def _changes_after(services: Any, after: int) -> list[dict[str, Any]]:
             }
             for audit, state, type_, device_id, department in rows
         ]
+
+
+def _late_changes(services: Any, after: int, upto: int, sent: set[int]) -> list[dict[str, Any]]:
+    """Changes with ids in (after, upto] not sent yet: ids are taken when a transaction writes, rows are
+    seen when it commits, so with several writers (gateways, threads) a lower id can appear after a
+    higher one was streamed."""
+    with services.read_session_factory() as session:
+        ids = [
+            audit_id
+            for audit_id in session.scalars(
+                select(EventAudit.id).where(EventAudit.id > after, EventAudit.id <= upto)
+            )
+            if audit_id not in sent
+        ]
+    if not ids:
+        return []
+    return [change for change in _changes_after(services, min(ids) - 1) if change["audit_id"] in ids]
 
 
 def _latest_id(services: Any) -> int:
@@ -84,11 +102,19 @@ async def stream_events(
 
     async def changes() -> AsyncIterator[dict[str, str]]:
         cursor = start
+        sent: set[int] = set()  # ids within LATE_WINDOW below the cursor that were streamed
         while not (stopping is not None and stopping.is_set()):
             batch = await to_thread.run_sync(_changes_after, services, cursor)
+            floor = max(start, cursor - LATE_WINDOW)
+            if sent and cursor > start:
+                late = await to_thread.run_sync(_late_changes, services, floor, cursor, sent)
+                batch = late + batch
             for change in batch:
-                cursor = change["audit_id"]
+                # The SSE id stays the highest streamed: a late change must not rewind Last-Event-ID.
+                cursor = max(cursor, change["audit_id"])
+                sent.add(change["audit_id"])
                 yield {"id": str(cursor), "event": change["action"], "data": json.dumps(change)}
+            sent = {audit_id for audit_id in sent if audit_id > cursor - LATE_WINDOW}
             if not batch:
                 if await request.is_disconnected():
                     return

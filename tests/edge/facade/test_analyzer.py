@@ -17,6 +17,7 @@ from tests.edge.facade.scenes import (
     falling,
     frames,
     hidden,
+    pixel_of,
     scene_config,
     sideways,
 )
@@ -143,4 +144,25 @@ def test_a_fall_just_after_the_light_changed_is_found(background: str) -> None:
     # The whole view brightens at 1.0 s (sun out of a cloud); the object falls from 1.6 s.
     analyzer = FacadeAnalyzer(scene_config(detection={"background": background}))
     found = run(analyzer, falling(1.6, 22.0, u=370.0), seconds=4.5, brighten_at_s=1.0)
+    assert [(throw.floor, throw.column) for throw in found] == [(8, 3)]
+
+
+def swinging(u: float, height_m: float, amplitude_px: float, hz: float, phase: float) -> Path:
+    """Laundry or a branch in the wind: up and down about one place, for ever."""
+
+    def path(t: float) -> tuple[float, float] | None:
+        u0, v0 = pixel_of(height_m, u)
+        return u0, v0 + amplitude_px * math.sin(2 * math.pi * hz * t + phase)
+
+    return path
+
+
+def test_things_swinging_in_the_wind_are_not_precipitation() -> None:
+    # Sixteen things bobbing up and down beside the fall: at any moment some go down fast, but none has
+    # come down anywhere, so the fall is not one of many falling together.
+    swingers = [
+        swinging(40.0 + 80 * (i % 4) + (i // 4) * 15, 6.0 + 7 * (i // 4), 10.0, 0.9, 0.8 * i)
+        for i in range(16)
+    ]
+    found = run(FacadeAnalyzer(scene_config()), [falling(1.0, 22.0, u=370.0), *swingers], seconds=4.0)
     assert [(throw.floor, throw.column) for throw in found] == [(8, 3)]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edge.facade.ballistic import G, TrackPoints, fit_fall, model_height
+from edge.facade.ballistic import G, TrackPoints, ViewGeometry, _outward_m, fit_fall, model_height
 from edge.facade.calibration import Floors
 from edge.facade.config import BuildingConfig, FallRulesConfig
 
@@ -145,6 +145,42 @@ def test_distractors_are_rejected_with_a_reason(name: str, points: TrackPoints, 
     fit = fit_fall(points, RULES)
     assert not fit.accepted, f"{name} taken for a fall"
     assert fit.reason in reasons, f"{name}: {fit.reason}"
+    # Knowing where the camera stands (the outward-toss fit) must not turn any of them into a fall.
+    for distance in (8.0, 15.0, 30.0):
+        view = ViewGeometry(camera_distance_m=distance, camera_height_m=2.0, plane_distance_m=0.5)
+        again = fit_fall(points, RULES, view=view)
+        assert not again.accepted, f"{name} taken for a fall tossed towards a camera {distance} m out"
+        assert again.reason == fit.reason
+
+
+def seen_from_below(
+    release_h: float, outward_mps: float, view: ViewGeometry, *, vt: float, seconds: float, seed: int = 0
+) -> TrackPoints:
+    """A fall released at t=0 moving out towards the camera, placed on the track's plane as the calibration
+    would place it (where the camera's ray through it meets that plane)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(0.04, seconds, 1 / FPS)
+    y = model_height(t, 0.0, release_h, vt)
+    z = view.plane_distance_m + _outward_m(t, np.asarray(vt), outward_mps)
+    d = view.camera_distance_m
+    h = view.camera_height_m + (y - view.camera_height_m) * (d - view.plane_distance_m) / (d - z)
+    return TrackPoints(t=t, x=5.0 + 0.3 * t + rng.normal(0, 0.05, len(t)), h=h + rng.normal(0, 0.05, len(t)))
+
+
+@pytest.mark.parametrize(
+    ("outward", "distance", "vt"), [(3.0, 12.0, 10.4), (2.0, 9.0, 30.0), (4.0, 20.0, 25.0)]
+)
+def test_an_object_tossed_towards_the_camera_is_fitted_on_its_way_out(
+    outward: float, distance: float, vt: float
+) -> None:
+    # Floor 9 (base 24 m): seen from below, the toss towards the camera hides most of its descent.
+    view = ViewGeometry(camera_distance_m=distance, camera_height_m=2.0, plane_distance_m=0.5)
+    points = seen_from_below(25.2, outward, view, vt=vt, seconds=1.8)
+    assert not fit_fall(points, RULES).accepted  # on one plane it does not look like a fall
+    fit = fit_fall(points, RULES, view=view)
+    assert fit.accepted, fit.reason
+    assert fit.outward_mps == pytest.approx(outward, abs=0.75)
+    assert FLOORS.floor_at(fit.release_h_m) == 9
 
 
 def test_an_object_landing_on_a_canopy_stops_there() -> None:

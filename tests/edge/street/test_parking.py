@@ -3,14 +3,17 @@ the notice working, occlusions, queues, re-parking, a swapped vehicle, zone hour
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
+from edge.street.config import StreetConfig
+from edge.street.parking import ParkingAction, ParkingAnalyzer
 from tests.edge.street.scripted import (
     KERB_Y,
     KERB_ZONE,
     LANE_Y,
+    MONDAY_8AM,
     SHANGHAI,
     Vehicle,
     passing,
@@ -325,3 +328,40 @@ def test_a_flaky_detector_does_not_split_or_lose_the_case(seed: int) -> None:
     ]
     assert result.actions[0].dwell_s == pytest.approx(120, abs=1.0)
     assert result.actions[2].dwell_s == pytest.approx(790, abs=2.0)
+
+
+def _run_retuned(
+    config: StreetConfig, vehicle: Vehicle, seconds: float, retune_at: float, retuned: StreetConfig
+) -> tuple[list[ParkingAction], list[ParkingAction]]:
+    """The analyzer frame by frame, given ``retuned`` at ``retune_at`` (a config applied live): the
+    actions of the frames, and those ``retune`` itself returned."""
+    analyzer = ParkingAnalyzer(config)
+    actions: list[ParkingAction] = []
+    from_retune: list[ParkingAction] = []
+    for i in range(int(seconds / 0.5) + 1):
+        t = i * 0.5
+        if t == retune_at:
+            from_retune = analyzer.retune(retuned)
+        sighting = vehicle.sighting(t)
+        actions += analyzer.update(t, MONDAY_8AM + timedelta(seconds=t), [sighting] if sighting else [])
+    return actions, from_retune
+
+
+def test_a_grace_shortened_live_applies_to_the_open_case() -> None:
+    # Warned at 130 s (dwell 120 s); at 200 s the grace goes from 600 s to 100 s: recorded at 230 s.
+    shorter = street_config(zones=[{**KERB_ZONE, "grace_s": 100}])
+    actions, ended = _run_retuned(street_config(), Vehicle(stop_at(900, 10.0, 900.0)), 300, 200.0, shorter)
+    assert ended == []
+    assert [(a.kind, a.case_id) for a in actions] == [("warning", 1), ("violation", 1)], "the same case"
+    assert actions[1].t == pytest.approx(230, abs=1.0) and actions[1].grace_s == pytest.approx(100, abs=1.0)
+
+
+def test_a_zone_removed_live_ends_its_open_case() -> None:
+    elsewhere = {"name": "bus_stop", "polygon": [[100, 900], [600, 900], [600, 1000], [100, 1000]]}
+    actions, ended = _run_retuned(
+        street_config(), Vehicle(stop_at(900, 10.0, 900.0)), 400, 200.0, street_config(zones=[elsewhere])
+    )
+    assert [(a.kind, a.case_id) for a in actions] == [("warning", 1)], "nothing more in a zone that is gone"
+    [end] = ended
+    assert (end.kind, end.case_id, end.stage, end.zone) == ("end", 1, "zone_hours_ended", "kerb")
+    assert not end.violation_recorded

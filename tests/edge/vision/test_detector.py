@@ -218,3 +218,24 @@ def test_device_config_refuses_a_threshold_on_a_renamed_label_and_names_the_fix(
     # A label that is renamed but also another label's new name is still reported: its threshold counts.
     swapped = {"motorcycle": "bicycle", "bicycle": "motorcycle"}
     assert DetectorConfig(model=Path("m.onnx"), label_map=swapped, class_thresholds={"bicycle": 0.4})
+
+
+def test_retuned_keeps_the_session_and_applies_new_thresholds(tmp_path: Path) -> None:
+    """A config applied live: other thresholds on the loaded model, no reload; a new model is refused."""
+    from dataclasses import replace
+
+    from tests.edge.vision.elevator_helpers import ebike_everywhere_model
+
+    model = ebike_everywhere_model(tmp_path / "fixed.onnx")  # an e-bike (0.9) and a person (0.85)
+    detector = Detector.load(DetectorOptions(model_path=model, score_threshold=0.95))
+    image = np.zeros((180, 320, 3), np.uint8)
+    assert detector.detect(image) == []
+    lower = detector.retuned(
+        replace(detector.options, score_threshold=0.5, class_thresholds={"person": 0.88})
+    )
+    assert lower._session is detector._session
+    assert [d.label for d in lower.detect(image)] == ["ebike"]
+    with pytest.raises(ModelError, match="does not report"):
+        detector.retuned(replace(detector.options, class_thresholds={"scooter": 0.5}))
+    with pytest.raises(ModelError, match="model_path cannot change on a loaded model"):
+        detector.retuned(replace(detector.options, model_path=tmp_path / "other.onnx"))

@@ -171,7 +171,7 @@ def _get_every_route(client: httpx.Client, *, event_id: int) -> dict[str, str]:
             if parameter["in"] == "query" and parameter.get("required")
         }
         answers[f"GET {path}"] = _whole(client.get(url, params=query))
-    for page in ("/health/live", "/docs", "/openapi.json"):
+    for page in ("/health/live", "/metrics", "/docs", "/openapi.json"):
         answers[f"GET {page}"] = _whole(client.get(page))
     return answers
 

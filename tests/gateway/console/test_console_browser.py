@@ -1,6 +1,6 @@
 """The console in a real browser (Debian's Chromium through Playwright) against a whole gateway on a real
-broker: a culvert event appears on the desk without a reload, is opened, accepted and resolved by a
-dispatcher; a viewer sees it but gets no buttons (and a forged post is refused); the governance
+broker: a culvert event appears on the desk without a reload, is opened, accepted, urged and resolved by
+a dispatcher; a viewer sees it but gets no buttons (and a forged post is refused); the governance
 figures follow; the main pages pass axe-core without serious violations. Screenshots of the screens
 go to test-output/console/ (git-ignored) for a reviewer to look at."""
 
@@ -113,10 +113,22 @@ def test_dispatcher_sees_a_new_event_live_and_handles_it(
         assert "accepted" in page.locator(".flash.ok").inner_text()
         assert page.locator(".facts .state-accepted").count() == 1
 
+        # Urge the department: a dispatcher may (supervising is a supervisor's); the state stays.
+        assert page.locator("summary.action-supervise").count() == 0
+        page.click("summary.action-urge")
+        page.fill("#note-urge", "water still rising at the school gate")
+        page.click("form[action$='/act/urge'] button[type=submit]")
+        page.wait_for_url(re.compile(r".*\?done=urge$"))
+        assert "urged" in page.locator(".flash.ok").inner_text()
+        assert page.locator(".facts .state-accepted").count() == 1
+        urged = page.locator("ol.timeline li.tl-urge")
+        assert urged.count() == 1 and "water still rising at the school gate" in urged.inner_text()
+        assert "li.na" in urged.inner_text()
+
         page.click("summary.action-resolve")
         # The note is required: the browser does not send the form without it.
         page.click("form[action$='/act/resolve'] button[type=submit]")
-        assert page.locator(".flash.ok").count() == 1 and "done=accept" in page.url
+        assert page.locator(".flash.ok").count() == 1 and "done=urge" in page.url
         page.fill("#note-resolve", "pumped out, road open again")
         page.click("form[action$='/act/resolve'] button[type=submit]")
         page.wait_for_url(re.compile(r".*\?done=resolve$"))

@@ -495,3 +495,62 @@ def test_addresses_the_pages_never_send_get_an_error_page(gateway: GatewayApp, c
         answer = client.get(path)
         assert answer.status_code == code, (path, answer.text[:200])
         assert answer.headers["content-type"].startswith("text/html") and "<h1>" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("role", "buttons"),
+    [
+        (Role.DISPATCHER, {"urge"}),
+        (Role.SUPERVISOR, {"urge", "supervise"}),
+        (Role.ADMIN, {"urge", "supervise"}),
+        (Role.DISPATCH_CENTRE, set()),
+        (Role.VIEWER, set()),
+    ],
+)
+def test_urge_and_supervise_buttons_follow_the_role(
+    gateway: GatewayApp, client: TestClient, role: Role, buttons: set[str]
+) -> None:
+    event_id = raise_event(gateway, "culvert-east")
+    log_in(client, issue_token(gateway, role, name=f"{role.value}-7"))
+    page = client.get(f"/console/events/{event_id}").text
+    shown = {a for a in ("urge", "supervise") if f"/act/{a}" in page}
+    assert shown == buttons
+    for action in ("urge", "supervise"):
+        answer = client.post(f"/console/events/{event_id}/act/{action}", data={"csrf": csrf_of(client)})
+        if action in buttons:
+            assert answer.status_code == 303, answer.text[:300]
+            assert answer.headers["location"].endswith(f"?done={action}")
+        else:
+            assert answer.status_code == 403
+    with gateway.read_session_factory() as session:
+        trail = events_service.audit_trail(session=session, event_id=event_id)
+    assert sorted(line.action for line in trail if line.action in ("urge", "supervise")) == sorted(buttons)
+    assert all(line.actor == f"{role.value}-7" for line in trail if line.action in buttons)
+    assert state_of(gateway, event_id) == "dispatched"
+
+
+def test_urge_is_offered_only_with_a_department_and_refused_when_finished(
+    gateway: GatewayApp, client: TestClient
+) -> None:
+    event_id = raise_event(gateway, "culvert-east")
+    log_in(client, issue_token(gateway, Role.SUPERVISOR))
+    csrf = csrf_of(client)
+    done = client.get(
+        client.post(f"/console/events/{event_id}/act/urge", data={"csrf": csrf}).headers["location"]
+    )
+    assert f"The department was urged about event #{event_id}" in done.text
+    with gateway.session_factory() as session, session.begin():
+        row = session.get(Event, event_id)
+        assert row is not None
+        row.department, row.state = None, "new"  # back in the triage queue
+    page = client.get(f"/console/events/{event_id}").text
+    assert "/act/urge" not in page and "/act/supervise" in page
+    refused = client.post(f"/console/events/{event_id}/act/urge", data={"csrf": csrf})
+    assert refused.status_code == 409 and "no department to urge" in refused.text
+    with gateway.session_factory() as session, session.begin():
+        row = session.get(Event, event_id)
+        assert row is not None
+        row.state = "cancelled"
+    assert "/act/supervise" not in client.get(f"/console/events/{event_id}").text
+    refused = client.post(f"/console/events/{event_id}/act/supervise", data={"csrf": csrf})
+    assert refused.status_code == 409 and "cannot supervise an event that is cancelled" in refused.text

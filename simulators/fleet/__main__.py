@@ -1,0 +1,3 @@
+from simulators.fleet.cli import main
+
+main()
