@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import resources
@@ -53,8 +55,15 @@ def make_engine(url: str, *, sqlite_busy_timeout_s: float = 30.0, **kwargs: Any)
         return create_engine(url, pool_pre_ping=True, **kwargs)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    write_lock = threading.Lock()
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": sqlite_busy_timeout_s}, **kwargs
+        url,
+        connect_args={
+            "check_same_thread": False,
+            "timeout": sqlite_busy_timeout_s,
+            "factory": _connection_class(write_lock),
+        },
+        **kwargs,
     )
 
     @event.listens_for(engine, "connect")
@@ -70,10 +79,55 @@ def make_engine(url: str, *, sqlite_busy_timeout_s: float = 30.0, **kwargs: Any)
     def _on_begin(connection: Any) -> None:
         # Writers take the lock up front; readers (see read_sessionmaker) must not, or a read
         # session open while another is used in the same thread would wait for itself.
-        deferred = connection.get_execution_options().get(READ_ONLY_OPTION)
-        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+            return
+        # This process's writers (ingest, dispatch, ...) queue on a lock of ours, woken the moment the
+        # last one commits; SQLite's busy handler polls in growing sleeps (up to 100 ms each) and so
+        # left a waiting writer asleep tens of ms after the lock was free. Past the busy timeout (a
+        # thread that holds a write transaction opening another), SQLite's own wait decides as before.
+        dbapi_connection = connection.connection.dbapi_connection
+        dbapi_connection.holds_write_lock = write_lock.acquire(timeout=sqlite_busy_timeout_s)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            dbapi_connection.release_write_lock()
+            raise
 
     return engine
+
+
+def _connection_class(write_lock: threading.Lock) -> type[sqlite3.Connection]:
+    """sqlite3 connections that hand the engine's write lock on once their transaction ends."""
+
+    class _Connection(sqlite3.Connection):
+        holds_write_lock = False
+
+        def release_write_lock(self) -> None:
+            if self.holds_write_lock:
+                self.holds_write_lock = False
+                write_lock.release()
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                if not self.in_transaction:  # a failed COMMIT leaves it open, for the rollback
+                    self.release_write_lock()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self.release_write_lock()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                self.release_write_lock()
+
+    return _Connection
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -307,6 +307,12 @@ class Settings(BaseSettings):
     def _fill_defaults(self) -> Settings:
         if not self.DB_URL:
             self.DB_URL = f"sqlite:///{self.DATA_DIR / 'citywatch.db'}"
+        if self.MQTT_SHARE_GROUP and self.DB_URL.startswith("sqlite"):
+            # The gateways of a group share one outbox and one event table: SQLite is one process's.
+            raise ValueError(
+                "CITYWATCH_MQTT_SHARE_GROUP needs a database all the group's gateways share: set "
+                "CITYWATCH_DB_URL to PostgreSQL (postgresql+psycopg://user@host/db), not SQLite"
+            )
         if self.DISPATCH_URL and not self.DISPATCH_SECRET:
             raise ValueError(
                 "CITYWATCH_DISPATCH_URL is set but CITYWATCH_DISPATCH_SECRET is empty: "

@@ -9,17 +9,24 @@ from the same run:
 - steady state: gateway CPU % and resident memory, absolute and per 1,000 devices, beside the idle
   gateway with the devices provisioned but none connected (and the broker's and the fleet's own CPU);
 - drop: ``drop`` devices lose their connections at once (no DISCONNECT: wills fire); the time until the
-  gateway has raised ``device_offline`` for all of them (its window is ``offline_after_s``), then the
+  gateway has raised ``device_offline`` for all of them (its window is ``offline_after_s``), and per
+  dropped device how late its event was raised after its own deadline (``last_seen`` at the gateway, set
+  by the will, plus the window: p50/p99/max, beside the window itself) and the presence monitor's longest
+  write transaction in the storm (from its log: the stall the ingest and the API could see); then the
   reconnect storm: the connects per second the broker and gateway absorb and the time until every
-  ``device_offline`` has ended; exactly one event per dropped device;
+  ``device_offline`` has ended (per device, after the restore began); exactly one event per dropped device;
 - telemetry lost: what the fleet sent (its ground truth) minus what the gateway's store holds, after
   the fleet drained its queues; events delivered to the dispatch centre, duplicates.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
+import statistics
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +87,56 @@ class _GatewayDb:
 
     def device_events(self) -> int:
         return self.scalar("SELECT count(*) FROM events WHERE type != 'device_offline'")
+
+    def offline_times(self, device_ids: set[str]) -> list[tuple[datetime, datetime, datetime | None]]:
+        """(deadline, raised, cleared) of each dropped device's device_offline: the deadline is the
+        ``last_seen`` it was raised on (the will's arrival) plus the window it names."""
+        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10) as db:
+            rows = db.execute(
+                "SELECT device_id, created_at, cleared_at, details FROM events WHERE type = 'device_offline'"
+            ).fetchall()
+        times = []
+        for device_id, created_at, cleared_at, details in rows:
+            if device_id not in device_ids:
+                continue
+            found = json.loads(details)
+            deadline = datetime.fromisoformat(found["last_seen"]) + timedelta(
+                seconds=found["offline_after_s"]
+            )
+            times.append((deadline, _utc(created_at), _utc(cleared_at) if cleared_at else None))
+        return times
+
+
+def _utc(stored: str) -> datetime:
+    """The gateway stores UTC without a zone on SQLite."""
+    value = datetime.fromisoformat(stored)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _spread(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p99": None, "max": None}
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return {"p50": round(statistics.median(ordered), 2), "p99": round(p99, 2), "max": round(ordered[-1], 2)}
+
+
+_PASS = re.compile(
+    r"presence pass: (\d+) device_offline raised, (\d+) ended in (\d+) transactions, longest ([\d.]+) s"
+)
+
+
+def _monitor_passes(log_path: Path, since: int) -> dict[str, Any]:
+    """The presence monitor's passes logged after byte ``since`` of the gateway's log."""
+    with log_path.open("rb") as log:
+        log.seek(since)
+        text = log.read().decode(errors="replace")
+    passes = [tuple(float(x) for x in m.groups()) for m in _PASS.finditer(text)]
+    return {
+        "passes": len(passes),
+        "transactions": int(sum(p[2] for p in passes)),
+        "longest_write_transaction_s": max((p[3] for p in passes), default=None),
+    }
 
 
 def _prepare_gateway_db(db_url: str, devices: list[Any]) -> str:
@@ -171,6 +228,8 @@ def bench_fleet(
         offline_in_steady = db.offline_events()
 
         # drop and reconnect storm
+        gateway_log = data_dir / "gateway.log"
+        log_mark = gateway_log.stat().st_size
         dropped = fleet.command(f"drop {drop}")["dropped"]
         dropped_at = time.monotonic()
         first_raised: list[float] = []
@@ -183,6 +242,9 @@ def bench_fleet(
 
         raised = wait_until(all_raised, timeout_s=offline_after_s * 3 + 60, interval_s=0.1)
         raised_s = time.monotonic() - dropped_at
+        raise_passes = _monitor_passes(gateway_log, log_mark)
+        log_mark = gateway_log.stat().st_size
+        restore_began = datetime.now(UTC)
         storm = fleet.command("restore")
         restored_at = time.monotonic() - (storm.get("seconds_to_all_connected") or 0.0)
         cleared = wait_until(
@@ -190,6 +252,11 @@ def bench_fleet(
         )
         cleared_s = time.monotonic() - restored_at
         offline_events = db.offline_events()
+        end_passes = _monitor_passes(gateway_log, log_mark)
+        offline_times = db.offline_times(set(dropped))
+        lateness = [(raised_at - deadline).total_seconds() for deadline, raised_at, _ in offline_times]
+        raised_ats = [raised_at for _, raised_at, _ in offline_times]
+        clear_after = [(c - restore_began).total_seconds() for _, _, c in offline_times if c is not None]
 
         # drain and count
         fleet_peak = fleet.peak_rss_mb()
@@ -254,10 +321,18 @@ def bench_fleet(
             "first_offline_raised_s": round(first_raised[0], 2) if first_raised else None,
             "all_offline_raised_s": round(raised_s, 2),
             "window_s": offline_after_s,
+            # per device, after its own deadline (last_seen at the gateway, set by the will, + window)
+            "raised_late_after_deadline_s": _spread(lateness),
+            "first_to_last_raised_s": (
+                round((max(raised_ats) - min(raised_ats)).total_seconds(), 2) if raised_ats else None
+            ),
+            "monitor_raise": raise_passes,
+            "monitor_end": end_passes,
             "storm_seconds_to_all_connected": storm.get("seconds_to_all_connected"),
             "storm_connects_per_s": storm.get("connects_per_s"),
             "all_offline_cleared": cleared,
             "all_offline_cleared_s_after_storm": round(cleared_s, 2),
+            "cleared_after_restore_began_s": _spread(clear_after),
             "device_offline_events": offline_events,
             "duplicate_offline_events": offline_events - len(dropped),
         },

@@ -26,7 +26,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from citywatch.bench.pipeline import _percentile, _reference_subscriber_rate, _run_publisher
+from citywatch.bench.pipeline import _percentile, _reference_subscriber_rate, _run_publisher, stage_timings
 from citywatch.bench.processes import GatewayProcess
 from citywatch.bench.publisher import BENCH_SITE, device_ids
 from citywatch.broker.mosquitto import MosquittoBroker
@@ -139,6 +139,8 @@ def bench_scaleout(
         latency["reference_one_gateway"] = {
             key: single[key] for key in ("delivered", "p50_ms", "p99_ms", "max_ms", "reference_mqtt_p99_ms")
         }
+        latency["reference_one_gateway"]["stages_ms"] = _stage_timings(db_url, single_devices)
+        latency["stages_ms"] = _stage_timings(db_url, event_devices)
         stored_all = wait_until(lambda: _stored(running) >= published, timeout_s=120, interval_s=0.5)
         peaks = [round(g.peak_rss_mb(), 1) for g in running]
     finally:
@@ -161,6 +163,17 @@ def bench_scaleout(
         "all_stored": stored_all,
         "gateway_peak_rss_mb": peaks,
     }
+
+
+def _stage_timings(db_url: str, devices: list[str]) -> dict[str, dict[str, float]]:
+    from gateway.db import make_engine, make_sessionmaker
+
+    engine = make_engine(db_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            return stage_timings(session, devices)
+    finally:
+        engine.dispose()
 
 
 def _stored(gateways: list[GatewayProcess]) -> int:

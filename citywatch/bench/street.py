@@ -294,7 +294,9 @@ def _per_case_ms(
         agent._read_plate(1, image, vehicle, at_s)
         read_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
-        agent._send_photo(action, "0" * 32, image, detections, agent.timestamp(at_s), agent.plates.get(1))
+        agent._send_photo(
+            action, "0" * 32, image, detections, agent.timestamp(at_s), agent.plates.get(1), agent.street
+        )
         photo_ms.append((time.perf_counter() - started) * 1000)
     plate = agent.plates.get(1)
     return {

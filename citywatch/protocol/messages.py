@@ -189,7 +189,17 @@ class _Details(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-class WaterLevelDetails(_Details):
+class _DeviceDetails(_Details):
+    end_reason: Literal["agent_restarted"] | None = Field(
+        default=None,
+        title="End reason",
+        description="end only, when the device says why apart from the event's own logic: agent_restarted "
+        "(the agent restarted with the event open and cannot tell whether the condition goes on; the rest "
+        "of the details are as last sent).",
+    )
+
+
+class WaterLevelDetails(_DeviceDetails):
     """``details`` of a ``water_level`` event."""
 
     level_cm: float = Field(title="Current level", description="Water depth over the road, centimetres.")
@@ -199,14 +209,14 @@ class WaterLevelDetails(_Details):
     threshold_cm: float = Field(title="Threshold", description="Highest threshold crossed so far, cm.")
 
 
-class WaterRisingFastDetails(_Details):
+class WaterRisingFastDetails(_DeviceDetails):
     """``details`` of a ``water_rising_fast`` event."""
 
     level_cm: float = Field(title="Current level", description="Water depth over the road, centimetres.")
     rate_cm_per_min: float = Field(title="Rate of rise", description="Centimetres per minute.")
 
 
-class SensorFaultDetails(_Details):
+class SensorFaultDetails(_DeviceDetails):
     """``details`` of a ``sensor_fault`` event."""
 
     fault: Literal["stuck", "out_of_range", "no_reading", "implausible"] = Field(title="Fault kind")
@@ -220,7 +230,7 @@ class SensorFaultDetails(_Details):
     )
 
 
-class EbikeDetails(_Details):
+class EbikeDetails(_DeviceDetails):
     """``details`` of an ``ebike_in_elevator`` event."""
 
     track_id: int | None = Field(default=None, title="Track", description="The tracker's id of the e-bike.")
@@ -233,7 +243,7 @@ class EbikeDetails(_Details):
     floor: int | None = Field(default=None, title="Floor", description="Where the car is, when known.")
 
 
-class ObjectThrownDetails(_Details):
+class ObjectThrownDetails(_DeviceDetails):
     """``details`` of an ``object_thrown`` event."""
 
     fall_height_m: float | None = Field(default=None, title="Fall height", description="Metres.")
@@ -266,18 +276,27 @@ class ObjectThrownDetails(_Details):
     )
 
 
-class IllegalParkingDetails(_Details):
+class IllegalParkingDetails(_DeviceDetails):
     """``details`` of an ``illegal_parking`` event: one stopped vehicle in one no-parking zone (a case)."""
 
     stage: (
-        Literal["warning", "violation", "left_in_grace", "left_after_violation", "zone_hours_ended"] | None
+        Literal[
+            "warning",
+            "violation",
+            "left_in_grace",
+            "left_after_violation",
+            "zone_hours_ended",
+            "agent_restarted",
+        ]
+        | None
     ) = Field(
         default=None,
         title="Stage",
         description="warning (new: stopped past the dwell, send the 'please move' notice); violation "
         "(update: still there after the grace, record it); left_in_grace (end: it left after the "
         "warning, the notice worked); left_after_violation (end); zone_hours_ended (end: the ban's "
-        "hours ended with the case open).",
+        "hours ended with the case open); agent_restarted (end: the agent restarted with the case open, "
+        "see end_reason).",
     )
     zone: str | None = Field(
         default=None, max_length=64, title="Zone", description="The no-parking zone's name."

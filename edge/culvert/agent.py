@@ -20,6 +20,7 @@ from edge.clock import Clock, SystemClock
 from edge.config import CulvertAgentConfig
 from edge.culvert.analyzer import CulvertAnalyzer
 from edge.culvert.sources import Source, open_source
+from edge.events import OpenEventJournal
 from edge.live_fields import restart_fields
 from edge.uplink import Uplink
 
@@ -43,6 +44,10 @@ class CulvertAgent:
         self.source = source or open_source(config, origin=self.origin)
         self.uplink = uplink or uplink_for(config, self._on_command)
         self.analyzer = CulvertAnalyzer(config.culvert, device_id=config.device.id)
+        # Open events on disk: a restart ends them (start) instead of leaving them open at the gateway.
+        self.journal = OpenEventJournal.beside(config.outbox.path, fsync=config.outbox.fsync)
+        for detector in (self.analyzer.flood, self.analyzer.rise, self.analyzer.faults):
+            detector.emitter.journal = self.journal
         self.events_sent = 0
         self.telemetry_sent = 0
         self._stop = threading.Event()
@@ -68,6 +73,9 @@ class CulvertAgent:
             self.config.outbox.path,
         )
         self.uplink.start()
+        for event in self.journal.restart_ends(now=self.clock.now()):  # left open by the last run
+            log.warning("event %s was open when the agent last stopped: ending it", event.event_id[:8])
+            self._send_event(event)
         self._thread = threading.Thread(target=self._loop, name=f"agent-{self.device_id}", daemon=True)
         self._thread.start()
         return self

@@ -60,6 +60,9 @@ _OUTWARD_POINTS = 30
 _OUTWARD_UNSEEN_S = 0.4
 # A toss upwards peaks within this long of the first point (2.5 m/s up is a hard toss): the apex searched.
 _OUTWARD_APEX_S = 0.5
+# The outward speed is one more free parameter: its fit must follow the track this much closer than the
+# plain fit's max_residual_m (a twitching speck near the roof fits a slow toss at 0.2-0.25 m rms).
+_OUTWARD_RESIDUAL_FRACTION = 0.4
 # Refusals an object flying towards the camera can cause: it seems to fall slower (not_falling, floating,
 # not_accelerating) or, nearer the lens, faster than g (and so not to fit: erratic). It may seem to climb
 # for a while, but a track that ends higher than it began is not tried (see ``fit_fall``).
@@ -237,7 +240,9 @@ def fit_fall(
     tossed = _fit_plain(
         corrected, rules, ground_h_m=ground_h_m, max_unseen_s=unseen_s, latest_release_s=_OUTWARD_APEX_S
     )
-    return replace(tossed, outward_mps=outward) if tossed.accepted else plain
+    if not tossed.accepted or tossed.residual_m > _OUTWARD_RESIDUAL_FRACTION * rules.max_residual_m:
+        return plain
+    return replace(tossed, outward_mps=outward)
 
 
 def _reversals(points: TrackPoints, pieces: int = 6, noise_m: float = 0.3) -> int:

@@ -188,7 +188,7 @@ class StreetAgent(CameraAgent):
         ts = self.timestamp(action.t)
         if action.kind == "warning":
             self._read_plate(action.case_id, image, action.box, action.t)
-            opened = EventEmitter(device_id=self.config.device.id, event_type=self.event_type)
+            opened = self.emitter()
             message = opened.open(
                 ts=ts,
                 severity=Severity.NOTICE,

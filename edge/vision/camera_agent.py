@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Protocol, Self
 
 from citywatch.protocol import Channel, CommandMessage, EventType, TelemetryMessage
-from edge.events import EventEmitter
+from edge.events import EventEmitter, OpenEventJournal, journal_for
 from edge.live_fields import restart_fields
 from edge.uplink.config_push import Rejected
 from edge.vision.errors import VisionStartError
@@ -72,7 +72,9 @@ class CameraAgent:
         self.config = config
         self.health = HealthCounters()
         self.uplink = uplink if uplink is not None else self._make_uplink()
-        self.events = EventEmitter(device_id=config.device.id, event_type=self.event_type)
+        # Open events on disk: a restart ends them (start) instead of leaving them open at the gateway.
+        self.journal: OpenEventJournal | None = journal_for(config)
+        self.events = self.emitter()
         self._paced = paced
         self.grabber = FrameGrabber(
             source,
@@ -93,6 +95,10 @@ class CameraAgent:
         self._live_change: LiveChange | None = None
         self._loop_running = False
 
+    def emitter(self) -> EventEmitter:
+        """An emitter of this agent's event type that records in its journal (one per open case)."""
+        return EventEmitter(device_id=self.config.device.id, event_type=self.event_type, journal=self.journal)
+
     def _make_uplink(self) -> Any:
         from edge.agent import uplink_for
 
@@ -101,6 +107,7 @@ class CameraAgent:
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> Self:
         self.uplink.start()
+        self.end_leftover_events()
         self.grabber.start()
         with self._live_lock:
             self._loop_running = True  # from here a live config goes through the frame loop
@@ -108,6 +115,20 @@ class CameraAgent:
         self._thread.start()
         log.info("%s agent %s started", self.agent_name, self.config.device.id)
         return self
+
+    def end_leftover_events(self) -> None:
+        """Before the first frame: end, through the outbox, what a previous run of this agent left open."""
+        if self.journal is None:
+            return
+        for message in self.journal.restart_ends():
+            self.uplink.send(Channel.EVENT, message)
+            log.warning(
+                "%s agent: %s event %s was open when the agent last stopped: ended (seq %d)",
+                self.agent_name,
+                message.type,
+                message.event_id,
+                message.seq,
+            )
 
     def stop(self) -> None:
         self._stop.set()

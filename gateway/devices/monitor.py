@@ -11,17 +11,26 @@ Config drift, in the same pass: a device whose reported config version (birth, c
 differs from the one last pushed to it ``CONFIG_DRIFT_AFTER_S`` after the push gets a ``config_drift``
 event (it refused the config, never got it, or fell back to its last good one); it ends when the device
 reports the desired version.
+
+Timing: the next pass is due at the earliest deadline (``last_seen + offline_after`` of the devices with no
+open event: one aggregate query), not on a fixed cadence, so a device is raised within about a second of
+its own deadline; while any device_offline is open, passes come every ``returns_every_s`` to end them.
+Work is done in chunks (``chunk_size`` devices, committed early past ``max_write_s``), one short write
+transaction each (SQLite's write lock, PostgreSQL's "presence" advisory lock), with the dispatch worker
+woken after every commit: when a thousand devices drop at once, the first events go out at once and the
+ingest's and the API's writes interleave.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.protocol.messages import ConfigDriftDetails, DeviceOfflineDetails, EventType, Severity
@@ -39,10 +48,20 @@ DRIFT_SEVERITY = Severity.NOTICE
 
 @dataclass(frozen=True, slots=True)
 class PresenceOptions:
-    """``clock`` is injectable so tests can move time on; ``check_every_s`` None = a tenth of the timeout."""
+    """``clock`` is injectable so tests can move time on. ``check_every_s``: the longest wait between passes
+    (None = a tenth of the timeout, at most 30 s); a pass comes sooner when a deadline falls due, but not
+    within ``min_interval_s`` of the last one. ``chunk_size``: devices per write transaction at most, and
+    ``max_write_s`` the time it may hold the write lock (it commits after the device past that).
+    ``start_grace_s``: the first pass after a start (None = ``check_every_s``), time for the ingest to
+    catch up on what the broker queued while the gateway was down."""
 
     check_every_s: float | None = None
     clock: Callable[[], datetime] = utcnow
+    min_interval_s: float = 0.5
+    returns_every_s: float = 1.0
+    chunk_size: int = 50
+    max_write_s: float = 0.25
+    start_grace_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -51,6 +70,13 @@ class PresenceCheck:
     ended: list[str] = field(default_factory=list)
     drift_raised: list[str] = field(default_factory=list)
     drift_ended: list[str] = field(default_factory=list)
+    transactions: int = 0
+    longest_write_s: float = 0.0
+    skipped: bool = False  # another gateway held the lock: the rest is its work, or the next pass's
+
+
+# The work on one device in a write transaction: (session, device id, now, result) -> changed anything.
+_Work = Callable[[Session, str, datetime, PresenceCheck], bool]
 
 
 class PresenceMonitor:
@@ -74,12 +100,40 @@ class PresenceMonitor:
         self._thread: threading.Thread | None = None
         self.checks = 0
         self.last_error: str | None = None
+        self.longest_write_s = 0.0  # the longest write transaction of any pass (for the bench and tests)
 
     @property
     def check_every_s(self) -> float:
         if self._options.check_every_s is not None:
             return self._options.check_every_s
         return max(0.5, min(self._offline_after.total_seconds() / 10, 30.0))
+
+    @property
+    def min_interval_s(self) -> float:
+        return min(self._options.min_interval_s, self.check_every_s)
+
+    def next_wait_s(self) -> float:
+        """Seconds until the next pass: the earliest deadline of a device with no open device_offline
+        (plus a hair, the comparison is strict), sooner while events wait to be ended; bounded by
+        ``min_interval_s`` and ``check_every_s``."""
+        open_offline = select(Event.device_id).where(
+            Event.type == EventType.DEVICE_OFFLINE, Event.cleared_at.is_(None)
+        )
+        with self._read_sessions() as session:
+            earliest = session.scalar(
+                select(func.min(Device.last_seen)).where(
+                    Device.last_seen.is_not(None), Device.id.not_in(open_offline)
+                )
+            )
+            any_open = session.scalar(select(open_offline.exists())) or False
+        # A device first heard after this read is due a window from now at the earliest.
+        wait = min(self.check_every_s, self._offline_after.total_seconds())
+        if any_open:
+            wait = min(wait, self._options.returns_every_s)
+        if earliest is not None:
+            due_in = (earliest + self._offline_after - self._options.clock()).total_seconds() + 0.01
+            wait = min(wait, due_in)
+        return max(self.min_interval_s, wait)
 
     def check(self) -> PresenceCheck:
         """One pass: raise for newly silent devices, end for devices heard from again."""
@@ -92,71 +146,126 @@ class PresenceMonitor:
                     select(Device.id).where(Device.last_seen.is_not(None), Device.last_seen < silent_since)
                 )
             )
+            # open device_offline -> heard from again since it was raised (read with its device)
             open_events = {
-                row.device_id: row
-                for row in session.execute(
-                    select(Event.device_id, Event.details).where(
-                        Event.type == EventType.DEVICE_OFFLINE, Event.cleared_at.is_(None)
-                    )
+                device_id: _heard_again(device, details)
+                for device_id, details, device in session.execute(
+                    select(Event.device_id, Event.details, Device)
+                    .join(Device, Device.id == Event.device_id)
+                    .where(Event.type == EventType.DEVICE_OFFLINE, Event.cleared_at.is_(None))
                 )
             }
         result = PresenceCheck()
         if self._drift_after is not None:
             self._check_drift(now, result)
-        to_raise = silent - open_events.keys()
-        to_check = set(open_events)  # heard from again, even if silent again since: end, then raise anew
-        if not to_raise and not to_check:
-            if result.drift_raised or result.drift_ended:
-                self._on_outbox_changed()
-            return result
-        with self._sessions() as session, session.begin():
-            # Every gateway runs this monitor; the writes of a pass are one at a time cluster-wide (see
-            # EscalationLoop.run_once for why a transaction's advisory lock). Each device is read again
-            # under the lock, and raise/end_gateway_event look for the open event then, so a pass that
-            # waited for another's commit raises nothing twice.
-            if not singleton_lock(session, "presence"):
-                return result
-            for device_id in sorted(to_raise):
-                device = session.get(Device, device_id)
-                if device is None or device.last_seen is None or device.last_seen >= silent_since:
-                    continue  # heard from since the read above
-                event = events_service.raise_gateway_event(
-                    session=session,
-                    device=device,
-                    event_type=EventType.DEVICE_OFFLINE,
-                    severity=OFFLINE_SEVERITY,
-                    details=DeviceOfflineDetails(
-                        last_seen=device.last_seen.isoformat(),
-                        offline_after_s=self._offline_after.total_seconds(),
-                        by_will=not devices_service.is_live(device),
-                    ).model_dump(),
-                    at=now,
-                )
-                if event is not None:
-                    result.raised.append(device_id)
-                    log.warning(
-                        "device %s not heard from since %s: device_offline event %d",
-                        device_id,
-                        device.last_seen.isoformat(timespec="seconds"),
-                        event.id,
-                    )
-            for device_id in sorted(to_check):
-                device = session.get(Device, device_id)
-                if device is None or not _heard_again(device, open_events[device_id].details):
-                    continue
-                ended = events_service.end_gateway_event(
-                    session=session,
-                    device=device,
-                    event_type=EventType.DEVICE_OFFLINE,
-                    note="device heard from again",
-                    at=now,
-                )
-                if ended is not None:
-                    result.ended.append(device_id)
-                    log.info("device %s is back: device_offline event %d ended", device_id, ended.id)
-        if result.raised or result.ended or result.drift_raised or result.drift_ended:
+        to_raise = sorted(silent - open_events.keys())
+        # Heard from again (even if silent again since: end, then raise anew). Decided on the read, so a
+        # pass with nothing to end takes no write lock; each is read again under the lock.
+        to_end = sorted(device_id for device_id, back in open_events.items() if back)
+        if self._write_all(result, self._raise_one, to_raise):
+            self._write_all(result, self._end_one, to_end)
+        if result.drift_raised or result.drift_ended:
             self._on_outbox_changed()
+        if result.raised or result.ended:
+            log.info(
+                "presence pass: %d device_offline raised, %d ended in %d transactions, longest %.3f s",
+                len(result.raised),
+                len(result.ended),
+                result.transactions,
+                result.longest_write_s,
+            )
         return result
+
+    def _write_all(self, result: PresenceCheck, work: _Work, device_ids: list[str]) -> bool:
+        """``work`` on every device, a chunk per transaction; False if another gateway held the lock."""
+        while device_ids:
+            done = self._write(result, work, device_ids[: self._options.chunk_size])
+            if done is None:
+                return False
+            device_ids = device_ids[done:]
+        return True
+
+    def _write(self, result: PresenceCheck, work: _Work, device_ids: list[str]) -> int | None:
+        """One short write transaction under the cluster-wide lock, ended early past ``max_write_s``; the
+        dispatch worker is woken after its commit when it changed anything. Returns the devices done;
+        None if another gateway holds the lock (the rest of this pass is skipped)."""
+        done, changed = 0, False
+        with self._sessions() as session, session.begin():
+            session.connection()  # BEGIN: SQLite's write lock is taken here; timed from then on
+            # Every gateway runs this monitor; the writes are one transaction at a time cluster-wide (see
+            # EscalationLoop.run_once for why a transaction's advisory lock). Each device is read again
+            # under the lock, and raise/end_gateway_event look for the open event then, so a transaction
+            # that waited for another's commit raises nothing twice.
+            if not singleton_lock(session, "presence"):
+                result.skipped = True
+                return None
+            held_from = time.monotonic()
+            now = self._options.clock()  # per transaction: the event says when it was raised
+            for device_id in device_ids:
+                if done and time.monotonic() - held_from > self._options.max_write_s:
+                    break
+                changed = work(session, device_id, now, result) or changed
+                done += 1
+        took = time.monotonic() - held_from  # the lock held, commit included
+        result.transactions += 1
+        result.longest_write_s = max(result.longest_write_s, took)
+        self.longest_write_s = max(self.longest_write_s, took)
+        if changed:
+            self._on_outbox_changed()
+        return done
+
+    def _raise_one(self, session: Session, device_id: str, now: datetime, result: PresenceCheck) -> bool:
+        device = session.get(Device, device_id)
+        if device is None or device.last_seen is None or device.last_seen >= now - self._offline_after:
+            return False  # heard from since the read
+        event = events_service.raise_gateway_event(
+            session=session,
+            device=device,
+            event_type=EventType.DEVICE_OFFLINE,
+            severity=OFFLINE_SEVERITY,
+            details=DeviceOfflineDetails(
+                last_seen=device.last_seen.isoformat(),
+                offline_after_s=self._offline_after.total_seconds(),
+                by_will=not devices_service.is_live(device),
+            ).model_dump(),
+            at=now,
+        )
+        if event is None:
+            return False
+        result.raised.append(device_id)
+        log.warning(
+            "device %s not heard from since %s: device_offline event %d",
+            device_id,
+            device.last_seen.isoformat(timespec="seconds"),
+            event.id,
+        )
+        return True
+
+    def _end_one(self, session: Session, device_id: str, now: datetime, result: PresenceCheck) -> bool:
+        device = session.get(Device, device_id)
+        if device is None:
+            return False
+        open_event = session.scalars(
+            select(Event).where(
+                Event.device_id == device_id,
+                Event.type == EventType.DEVICE_OFFLINE,
+                Event.cleared_at.is_(None),
+            )
+        ).first()
+        if open_event is None or not _heard_again(device, open_event.details):
+            return False
+        ended = events_service.end_gateway_event(
+            session=session,
+            device=device,
+            event_type=EventType.DEVICE_OFFLINE,
+            note="device heard from again",
+            at=now,
+        )
+        if ended is None:
+            return False
+        result.ended.append(device_id)
+        log.info("device %s is back: device_offline event %d ended", device_id, ended.id)
+        return True
 
     def _check_drift(self, now: datetime, result: PresenceCheck) -> None:
         assert self._drift_after is not None
@@ -248,9 +357,13 @@ class PresenceMonitor:
             self._thread = None
 
     def _run(self) -> None:
-        while not self._stop.wait(self.check_every_s):
+        grace = self._options.start_grace_s
+        wait = self.check_every_s if grace is None else grace
+        while not self._stop.wait(wait):
+            wait = self.check_every_s
             try:
                 self.check()
+                wait = self.next_wait_s()
                 self.last_error = None
             except Exception as exc:  # the database may be away for a while; the next pass retries
                 self.last_error = f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"

@@ -30,6 +30,7 @@ from standardwebhooks.webhooks import Webhook
 
 from gateway.db import utcnow
 from gateway.dispatch.models import OutboxMessage, OutboxStatus, WebhookEndpoint
+from gateway.dispatch.wakeup import OutboxListener, notify_outbox_changed, shares_outbox
 from gateway.events.models import Event, EventAudit
 from gateway.redaction import redact_text, redact_url
 from gateway.retry_after import parse_retry_after
@@ -83,6 +84,25 @@ class Attempt:
     def shown_url(self) -> str:
         """The endpoint for logs and audit notes: without credentials."""
         return redact_url(self.url)
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One run's outcome, kept until recorded: ``claimed`` (sent or not), and the endpoints among them
+    that answered first after silence (their backlog is made due when this is recorded)."""
+
+    results: list[AttemptResult]
+    claimed: list[Attempt]
+    caught_up: frozenset[tuple[int, str]]
+
+    def blocks_endpoint(self) -> bool:
+        """Nothing more of its endpoint goes before this is recorded: a failure (its backoff), a row
+        not sent, or a backlog to be made due (it goes in outbox order)."""
+        return (
+            bool(self.caught_up)
+            or len(self.results) < len(self.claimed)
+            or not all(result.delivered for result in self.results)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +168,10 @@ class DispatchWorker:
         self._read_sessions = read_session_factory or session_factory
         self._options = options or DeliveryOptions()
         self._wake = threading.Event()
+        # PostgreSQL: several gateways may send from this outbox, so rows are claimed before sending,
+        # and every gateway's new rows (and ended claims) wake this worker. SQLite is one process.
+        self._shared = shares_outbox(session_factory)
+        self._listener = OutboxListener(session_factory, on_change=self.wake) if self._shared else None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dispatch-worker", daemon=True)
         self._http = httpx.Client(timeout=self._options.timeout_s)
@@ -159,9 +183,15 @@ class DispatchWorker:
         self.last_error: str | None = None
         # Endpoints (id, url) that answered last time; the others get only their oldest notification.
         self._answering: set[tuple[int, str]] = set()
-        self._unrecorded: list[tuple[list[AttemptResult], list[Attempt]]] = []  # sent, not yet recorded
+        self._unrecorded: list[Sent] = []  # sent, not yet recorded (oldest first)
+        # The worker thread records a round's results on this thread and goes on sending meanwhile.
+        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-record")
+        self._recording = threading.Lock()  # one recorder at a time: each result is recorded once
+        self._record_failed = False
 
     def start(self) -> None:
+        if self._listener is not None:
+            self._listener.start()
         self._thread.start()
 
     def wake(self) -> None:
@@ -170,14 +200,17 @@ class DispatchWorker:
     def stop(self, timeout_s: float = 15.0) -> None:
         self._stopping.set()
         self._wake.set()
+        if self._listener is not None:
+            self._listener.stop()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+        self._recorder.shutdown(wait=True)
         if self._unrecorded:
             try:
                 self._record_pending()
             except Exception:  # the database is still away: their claims run out, others send them again
                 log.warning(
-                    "stopping with %d unrecorded deliveries", sum(len(r) for r, _ in self._unrecorded)
+                    "stopping with %d unrecorded deliveries", sum(len(s.results) for s in self._unrecorded)
                 )
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._http.close()
@@ -186,7 +219,7 @@ class DispatchWorker:
         while not self._stopping.is_set():
             self._wake.clear()  # before the round: a wake-up during it makes the wait below return at once
             try:
-                wait_s = self.deliver_due()
+                wait_s = self.deliver_due(record_async=True)
             except Exception as exc:
                 log.exception("dispatch round failed; retrying")
                 self.last_error = redact_text(repr(exc))
@@ -195,9 +228,14 @@ class DispatchWorker:
             if wait_s > 0:
                 self._wake.wait(wait_s)
 
-    def deliver_due(self) -> float:
-        """Send what is due, one run per endpoint; returns how long to wait before the next round."""
-        self._record_pending()  # first: what the last round sent while the database was away
+    def deliver_due(self, *, record_async: bool = False) -> float:
+        """Send what is due, one run per endpoint; returns how long to wait before the next round.
+
+        ``record_async``: the results are recorded on the recorder thread (which wakes the worker once
+        they are), so the next round's POSTs need not wait for that write transaction; until then the
+        next rounds skip what was sent, and hold back the endpoints whose outcome decides what follows."""
+        if self._record_failed or not record_async:
+            self._record_pending()  # first: what the last round sent while the database was away
         now = utcnow()
         runs, next_due = self._due_runs(now)
         if runs:
@@ -209,18 +247,58 @@ class DispatchWorker:
                 else min(self._options.idle_poll_s, max(0.0, (next_due - now).total_seconds()))
             )
         send_until = time.monotonic() + self._options.lease_s - self._options.timeout_s
-        posted = self._pool.map(lambda run: self._post_run(run, send_until), runs)
-        self._unrecorded += zip(posted, runs, strict=True)
-        self._record_pending()
+        posted = list(self._pool.map(lambda run: self._post_run(run, send_until), runs))
+        self._unrecorded += [
+            Sent(results, run, self._learn_answers(results))
+            for results, run in zip(posted, runs, strict=True)
+        ]
+        if record_async:
+            self._recorder.submit(self._record_in_background)
+        else:
+            self._record_pending()
         return 0.0
+
+    def _learn_answers(self, results: list[AttemptResult]) -> frozenset[tuple[int, str]]:
+        """Track which endpoints answer (for the next round's runs); returns those answering again."""
+        caught_up = set()
+        for result in results:
+            key = (result.attempt.endpoint_id, result.attempt.url)
+            if not result.endpoint_answered:
+                self._answering.discard(key)
+            elif key not in self._answering:
+                self._answering.add(key)
+                caught_up.add(key)
+        return frozenset(caught_up)
+
+    def _record_in_background(self) -> None:
+        try:
+            self._record_pending()
+            self._record_failed = False
+        except Exception as exc:  # the database away: the worker records them before its next round
+            log.warning("recording deliveries failed (%s); retrying", exc)
+            self.last_error = redact_text(repr(exc))
+            self._record_failed = True
+        self._wake.set()  # what was recorded may free endpoints held back meanwhile
 
     def _record_pending(self) -> None:
         """Record what was sent; while the database is away, keep it and raise (the round is retried):
         a delivery recorded late is not sent again, one forgotten would be once its claim runs out."""
-        while self._unrecorded:
-            results, claimed = self._unrecorded[0]
-            self._record(results, claimed=claimed)
-            self._unrecorded.pop(0)
+        with self._recording:
+            while self._unrecorded:
+                sent = self._unrecorded[0]
+                self._record(sent.results, claimed=sent.claimed, caught_up=sent.caught_up)
+                self._unrecorded.pop(0)
+
+    def _in_flight(self) -> tuple[set[int], set[int]]:
+        """Rows sent and delivered but not recorded yet (skipped: not sent twice), and endpoints whose
+        unrecorded outcome holds back the rest (see ``Sent.blocks_endpoint``)."""
+        delivered: set[int] = set()
+        blocked: set[int] = set()
+        for sent in list(self._unrecorded):
+            delivered.update(result.attempt.row_id for result in sent.results if result.delivered)
+            if sent.blocks_endpoint():
+                blocked.update(attempt.endpoint_id for attempt in sent.claimed)
+        return delivered, blocked
 
     def _claim(self, runs: list[list[Attempt]], now: datetime) -> list[list[Attempt]]:
         """Claim the runs' notifications for this worker; returns what it may send.
@@ -229,6 +307,8 @@ class DispatchWorker:
         each row goes to one. A run keeps only its prefix of rows claimed here: another gateway that
         took a row of the same endpoint is sending from the same oldest row, and sending what comes
         after it meanwhile would overtake it."""
+        if not self._shared:  # one process, one worker: nobody to claim against
+            return runs
         wanted = [attempt.row_id for run in runs for attempt in run]
         with self._sessions() as session, session.begin():
             free = set(
@@ -262,6 +342,8 @@ class DispatchWorker:
         """Per endpoint, its due notifications in outbox order: all of them (up to ``run_limit``) when
         it answers, else only its oldest (the probe). A notification waiting on its backoff holds back
         the later ones of its event."""
+        # Before the read: a result recorded after this look is in the rows read.
+        in_flight, blocked = self._in_flight()
         with self._read_sessions() as session:
             rows = session.execute(
                 select(OutboxMessage, WebhookEndpoint)
@@ -271,12 +353,12 @@ class DispatchWorker:
                 .limit(self._options.scan_limit)
             )
             runs: dict[int, list[Attempt]] = {}
-            complete: set[int] = set()  # endpoints with nothing more to send this round
+            complete: set[int] = blocked  # endpoints with nothing more to send this round
             held: set[tuple[int, int]] = set()  # (endpoint, event) behind a notification not yet due
             next_due: datetime | None = None
             for row, endpoint in rows:
                 key = (endpoint.id, row.event_id)
-                if endpoint.id in complete or key in held:
+                if endpoint.id in complete or key in held or row.id in in_flight:
                     continue
                 if row.claimed_until is not None and row.claimed_until > now:
                     complete.add(endpoint.id)  # another gateway sends it now: nothing overtakes it
@@ -341,28 +423,38 @@ class DispatchWorker:
             _ms_since(started),
         )
 
-    def _record(self, results: list[AttemptResult], *, claimed: list[Attempt]) -> None:
+    def _record(
+        self,
+        results: list[AttemptResult],
+        *,
+        claimed: list[Attempt],
+        caught_up: frozenset[tuple[int, str]] = frozenset(),
+    ) -> None:
         now = utcnow()
         with self._sessions() as session, session.begin():
             sent = {result.attempt.row_id for result in results}
-            # Claimed, not sent (the run stopped at a failure, or for time): free for anyone at once.
-            session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id.in_([a.row_id for a in claimed if a.row_id not in sent]),
-                    OutboxMessage.claimed_by == self.name,
+            unsent = [a.row_id for a in claimed if a.row_id not in sent]
+            if self._shared and unsent:
+                # Claimed, not sent (the run stopped at a failure, or for time): free for anyone at once.
+                session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(unsent), OutboxMessage.claimed_by == self.name)
+                    .values(claimed_by=None, claimed_until=None)
                 )
-                .values(claimed_by=None, claimed_until=None)
-            )
+            if self._shared:  # the other gateways' workers skipped these endpoints: look again now
+                notify_outbox_changed(session)
             for result in results:
                 attempt = result.attempt
-                self._note_answer(session, attempt, answered=result.endpoint_answered, now=now)
+                if (attempt.endpoint_id, attempt.url) in caught_up:
+                    self._catch_up(session, attempt, now=now)
+                    caught_up -= {(attempt.endpoint_id, attempt.url)}
                 row = session.get(OutboxMessage, attempt.row_id, with_for_update=True)
                 if row is None or row.status != OutboxStatus.PENDING:
                     continue
-                if row.claimed_by != self.name and not result.delivered:
+                ours = row.claimed_by == self.name or not self._shared
+                if not ours and not result.delivered:
                     continue  # our claim ran out (the database was away): another gateway's now
-                if row.claimed_by != self.name:  # delivered all the same: recorded, not sent again
+                if not ours:  # delivered all the same: recorded, not sent again
                     log.warning("claim of %s ran out before its delivery was recorded", attempt.webhook_id)
                 row.claimed_by = row.claimed_until = None
                 row.attempts += 1
@@ -419,15 +511,8 @@ class DispatchWorker:
                     delay,
                 )
 
-    def _note_answer(self, session: Session, attempt: Attempt, *, answered: bool, now: datetime) -> None:
-        """Track which endpoints answer; the first answer after silence makes its backlog due now."""
-        key = (attempt.endpoint_id, attempt.url)
-        if not answered:
-            self._answering.discard(key)
-            return
-        if key in self._answering:
-            return
-        self._answering.add(key)
+    def _catch_up(self, session: Session, attempt: Attempt, *, now: datetime) -> None:
+        """The first answer after silence makes the endpoint's backlog due now."""
         caught_up: CursorResult[Any] = session.execute(  # type: ignore[assignment]  # an UPDATE's result
             update(OutboxMessage)
             .where(

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from citywatch.mqtt import MqttOptions
 from citywatch.protocol.codec import ClockBounds, RejectedMessage, decode
+from citywatch.protocol.messages import EventMessage, TelemetryMessage
 from citywatch.protocol.topics import DEVICE_TO_GATEWAY, EVERYTHING, gateway_to_device, subscription
 from gateway.ingest.broker_session import BrokerSessionWatch
 from gateway.ingest.client import disconnect_cause, make_client
@@ -38,6 +39,7 @@ class IngestOptions:
     client_id: str
     max_payload_bytes: int
     max_batch: int = 1000
+    event_batch: int = 8  # events taken ahead of the rest of a batch, committed this many at a time
     presence_flush_s: float = 2.0
     linger_s: float = 0.005
     retry_delay_s: float = 0.5
@@ -260,19 +262,28 @@ class MqttIngest:
                 self._processor.housekeeping()
                 self.receipts.publish_due(self._client, connected=self.connected)
                 continue
-            if not self._store(batch, flush_presence=flush_presence):
+            parts = events_first(batch, size=self._options.event_batch)
+            if not all(
+                self._store_part(part, flush_presence=flush_presence and part is parts[-1]) for part in parts
+            ):
                 break  # stopping while the database is unreachable: leave the rest unacked
             if flush_presence:
                 last_presence_flush = time.monotonic()
-            if self._just_deferred:
-                waiting = {delivery.mid for delivery in self._just_deferred}  # unique while unacked
-                self._deferred += self._just_deferred
-                self._just_deferred = []
-                batch = [delivery for delivery in batch if delivery.mid not in waiting]
-            ack_all(self._client, batch)
-            self.receipts.publish_due(self._client, connected=self.connected)
         self._store([], flush_presence=True)
         self.receipts.publish_due(self._client, connected=self.connected, force=True)  # before disconnecting
+
+    def _store_part(self, part: list[Delivery], *, flush_presence: bool) -> bool:
+        """Store, then acknowledge, one part of a batch; False: stopping with it not stored."""
+        if not self._store(part, flush_presence=flush_presence):
+            return False
+        if self._just_deferred:
+            waiting = {delivery.mid for delivery in self._just_deferred}  # unique while unacked
+            self._deferred += self._just_deferred
+            self._just_deferred = []
+            part = [delivery for delivery in part if delivery.mid not in waiting]
+        ack_all(self._client, part)
+        self.receipts.publish_due(self._client, connected=self.connected)
+        return True
 
     def _due_deferred(self) -> list[Delivery]:
         if not self._deferred or time.monotonic() < self._next_deferred_try:
@@ -349,6 +360,28 @@ class MqttIngest:
         if result.outbox_changed:
             self._on_outbox_changed()
         return True
+
+
+def events_first(batch: list[Delivery], *, size: int) -> list[list[Delivery]]:
+    """A batch in parts to store one after the other: its events first, ``size`` per transaction, so
+    an event is committed (and its notification sent) without waiting for the telemetry and evidence
+    that came with it; then the rest. A device's messages other than telemetry keep their order (an
+    event behind its device's state or evidence stays behind it); telemetry goes to its own store,
+    after the events of its batch as before."""
+    events: list[Delivery] = []
+    rest: list[Delivery] = []
+    held: set[str] = set()  # devices with a message in ``rest`` that their events must not overtake
+    for delivery in batch:
+        device = delivery.decoded.topic.device_id
+        message = delivery.decoded.message
+        if isinstance(message, EventMessage) and device not in held:
+            events.append(delivery)
+            continue
+        rest.append(delivery)
+        if not isinstance(message, TelemetryMessage):
+            held.add(device)
+    parts = [events[start : start + size] for start in range(0, len(events), max(1, size))]
+    return [*parts, rest] if rest or not parts else parts
 
 
 def ack_all(client: mqtt.Client, deliveries: list[Delivery]) -> None:

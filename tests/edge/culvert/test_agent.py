@@ -235,3 +235,41 @@ def test_missing_serial_port_is_a_clear_start_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "cannot start" in result.stderr and "ttyUSB9" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_restarted_agent_ends_the_flood_event_it_left_open(
+    mosquitto: MosquittoBroker, collector: Collector, tmp_path: Path
+) -> None:
+    from edge.events import OpenEventJournal
+
+    def sent() -> dict[tuple[str, int], EventMessage]:
+        events = (decode(m.topic, m.payload).message for m in collector.on(Channel.EVENT))
+        return {(e.event_id, e.seq): e for e in events if isinstance(e, EventMessage)}  # QoS 1 repeats
+
+    outbox = tmp_path / "outbox.sqlite3"
+    flood = validate_config_dict(culvert_config(mosquitto.url, outbox))
+    assert isinstance(flood, CulvertAgentConfig)
+    clock = ScaledClock(speed=1200, start=datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
+    agent = CulvertAgent(flood, clock=clock).start()
+    try:
+        wait_until(lambda: any(e.type == "water_level" for e in sent().values()), what="the flood event")
+    finally:
+        agent.stop()  # mid-flood: the event stays open, as after a power cut
+    [event_id] = {e.event_id for e in sent().values() if e.type == "water_level"}
+    last = max((e for e in sent().values() if e.event_id == event_id), key=lambda e: e.seq)
+    assert last.phase != "end"
+
+    raw = culvert_config(mosquitto.url, outbox)
+    raw["sensor"] = {"type": "simulated", "scenario": "dry"}  # the water went down meanwhile
+    dry = validate_config_dict(raw)
+    assert isinstance(dry, CulvertAgentConfig)
+    agent = CulvertAgent(dry, clock=ScaledClock(speed=1200, start=clock.now())).start()
+    try:
+        wait_until(lambda: (event_id, last.seq + 1) in sent(), what="the flood event's end")
+    finally:
+        agent.stop()
+    end = sent()[(event_id, last.seq + 1)]
+    assert end.phase == "end" and end.severity == last.severity
+    assert end.details == {**last.details, "end_reason": "agent_restarted"}
+    assert OpenEventJournal.beside(outbox).read() == {}
