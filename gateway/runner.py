@@ -49,7 +49,6 @@ from gateway.settings import Settings
 from gateway.telemetry.factory import make_telemetry_store
 
 log = logging.getLogger("gateway")
-SHARED_UNKNOWN_EVENT_WAIT_S = 10.0  # how long an event's update may wait for its `new` at another gateway
 
 
 class GatewayStartError(RuntimeError):
@@ -122,7 +121,9 @@ class GatewayApp:
                 partial_max_age=timedelta(hours=self.settings.EVIDENCE_PARTIAL_MAX_AGE_H),
             ),
             # Alone, a gateway gets a device's messages in order; in a share group, not necessarily.
-            unknown_event_wait_s=SHARED_UNKNOWN_EVENT_WAIT_S if self.settings.MQTT_SHARE_GROUP else 0.0,
+            unknown_event_wait_s=(
+                self.settings.SHARE_GROUP_ORDER_WAIT_S if self.settings.MQTT_SHARE_GROUP else 0.0
+            ),
         )
         self.ingest = MqttIngest(
             mqtt_options=dataclasses.replace(

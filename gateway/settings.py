@@ -37,6 +37,16 @@ class Settings(BaseSettings):
         "that give the same name share one subscription, $share/<name>/citywatch/#, and the broker hands "
         "each message to one of them. Each gateway still needs its own MQTT_CLIENT_ID.",
     )
+    SHARE_GROUP_ORDER_WAIT_S: float = Field(
+        default=60.0,
+        ge=0.0,
+        le=3600.0,
+        title="Wait for an event's beginning (share group)",
+        description="With MQTT_SHARE_GROUP, an event's update or end handled before its new (still queued "
+        "at, or being stored by, another gateway of the group) waits unacknowledged this long before it is "
+        "refused as unknown_event. Longer than a gateway takes to restart: a killed gateway's queue waits "
+        "in its broker session until it is back.",
+    )
     DATA_DIR: Path = Field(
         default=Path("./var"), title="Data directory", description="SQLite files live here."
     )

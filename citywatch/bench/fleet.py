@@ -88,22 +88,23 @@ class _GatewayDb:
     def device_events(self) -> int:
         return self.scalar("SELECT count(*) FROM events WHERE type != 'device_offline'")
 
-    def offline_times(self, device_ids: set[str]) -> list[tuple[datetime, datetime, datetime | None]]:
-        """(deadline, raised, cleared) of each dropped device's device_offline: the deadline is the
-        ``last_seen`` it was raised on (the will's arrival) plus the window it names."""
+    def offline_times(self, device_ids: set[str]) -> list[tuple[int, datetime, datetime, datetime | None]]:
+        """(event id, deadline, raised, cleared) of each dropped device's device_offline: the deadline is
+        the ``last_seen`` it was raised on (the will's arrival) plus the window it names; raised is the
+        row's insert, which a long transaction makes visible only at its commit."""
         with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10) as db:
             rows = db.execute(
-                "SELECT device_id, created_at, cleared_at, details FROM events WHERE type = 'device_offline'"
+                "SELECT id, device_id, created_at, cleared_at, details FROM events WHERE type = 'device_offline'"
             ).fetchall()
         times = []
-        for device_id, created_at, cleared_at, details in rows:
+        for event_id, device_id, created_at, cleared_at, details in rows:
             if device_id not in device_ids:
                 continue
             found = json.loads(details)
             deadline = datetime.fromisoformat(found["last_seen"]) + timedelta(
                 seconds=found["offline_after_s"]
             )
-            times.append((deadline, _utc(created_at), _utc(cleared_at) if cleared_at else None))
+            times.append((event_id, deadline, _utc(created_at), _utc(cleared_at) if cleared_at else None))
         return times
 
 
@@ -254,9 +255,9 @@ def bench_fleet(
         offline_events = db.offline_events()
         end_passes = _monitor_passes(gateway_log, log_mark)
         offline_times = db.offline_times(set(dropped))
-        lateness = [(raised_at - deadline).total_seconds() for deadline, raised_at, _ in offline_times]
-        raised_ats = [raised_at for _, raised_at, _ in offline_times]
-        clear_after = [(c - restore_began).total_seconds() for _, _, c in offline_times if c is not None]
+        lateness = [(raised_at - deadline).total_seconds() for _, deadline, raised_at, _ in offline_times]
+        raised_ats = [raised_at for _, _, raised_at, _ in offline_times]
+        clear_after = [(c - restore_began).total_seconds() for *_, c in offline_times if c is not None]
 
         # drain and count
         fleet_peak = fleet.peak_rss_mb()
@@ -275,6 +276,22 @@ def bench_fleet(
             timeout_s=60,
         )
         delivered = len({h.event.get("id") for h in dispatch.received()})
+        first_heard: dict[Any, float] = {}
+        last_heard: dict[Any, float] = {}  # its end is the last webhook about it
+        for hook in dispatch.received():
+            event_id = hook.event.get("id")
+            first_heard[event_id] = min(first_heard.get(event_id, hook.received_at), hook.received_at)
+            last_heard[event_id] = max(last_heard.get(event_id, hook.received_at), hook.received_at)
+        delivered_late = [
+            first_heard[event_id] - deadline.timestamp()
+            for event_id, deadline, _, _ in offline_times
+            if event_id in first_heard
+        ]
+        end_delivered = [
+            last_heard[event_id] - restore_began.timestamp()
+            for event_id, _, _, cleared_at in offline_times
+            if cleared_at is not None and event_id in last_heard
+        ]
         gateway_peak = gateway.peak_rss_mb()
         broker_peak = _peak(broker)
     finally:
@@ -323,6 +340,8 @@ def bench_fleet(
             "window_s": offline_after_s,
             # per device, after its own deadline (last_seen at the gateway, set by the will, + window)
             "raised_late_after_deadline_s": _spread(lateness),
+            # the same at the dispatch centre: its first webhook about the event
+            "delivered_late_after_deadline_s": _spread(delivered_late),
             "first_to_last_raised_s": (
                 round((max(raised_ats) - min(raised_ats)).total_seconds(), 2) if raised_ats else None
             ),
@@ -333,6 +352,7 @@ def bench_fleet(
             "all_offline_cleared": cleared,
             "all_offline_cleared_s_after_storm": round(cleared_s, 2),
             "cleared_after_restore_began_s": _spread(clear_after),
+            "end_delivered_after_restore_began_s": _spread(end_delivered),
             "device_offline_events": offline_events,
             "duplicate_offline_events": offline_events - len(dropped),
         },

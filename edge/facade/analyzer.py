@@ -6,8 +6,11 @@ detection about ``max_gap_s`` after its last frame. Besides the ballistic rules 
 two rules need the scene: many downward tracks at once are rain or snow (``max_parallel_tracks``; a
 track counts once it has come down, so laundry swinging in the wind does not), and a track seen mostly
 while the camera shook is not trusted (``max_shaky_fraction``). With a ``parallax`` section the fit also
-follows objects tossed towards the camera (``view_geometry``). Fragments of one
-fall (a few frames lost against a bright window) fit the same release: the later one is dropped.
+follows objects tossed towards the camera (``view_geometry``). One throw is one event: a track is the
+same throw as one already reported when their releases nearly coincide, or when it lies on the same fall
+(both tracks' points together fit one fall by the same rules, seen within that fall's time): a fall lost
+for a few frames against a bright window, or an object seen as two blobs. Of the tracks ending together
+the best-fitted is reported; a later one on a reported fall is dropped ("duplicate").
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.facade.ballistic import FallFit, ViewGeometry, fit_fall
+from edge.facade.ballistic import FallFit, TrackPoints, ViewGeometry, fit_fall
 from edge.facade.calibration import FacadeCalibration
 from edge.facade.config import FacadeConfig
 from edge.facade.detect import FrameMotion, MotionDetector
@@ -83,6 +86,7 @@ class FacadeAnalyzer:
         self.rejections: deque[Rejection] = deque(maxlen=200)
         self.rejection_counts: Counter[str] = Counter()
         self.detections: deque[ThrowDetection] = deque(maxlen=RECENT_DETECTIONS)
+        self._reported_points: deque[TrackPoints] = deque(maxlen=RECENT_DETECTIONS)  # beside detections
         self._falling_counts: deque[tuple[float, int]] = deque()  # (t, downward tracks alive)
 
     def process(self, t: float, image: np.ndarray) -> list[ThrowDetection]:
@@ -117,18 +121,30 @@ class FacadeAnalyzer:
         return self._judge(self.tracker.flush())
 
     def _judge(self, tracks: list[FacadeTrack]) -> list[ThrowDetection]:
-        found = []
+        candidates = []
         for track in tracks:
             if len(track) < self.config.rules.min_track_frames:
                 continue  # most tracks are noise specks: not worth a rejection record
             detection, reason = self._judge_track(track)
             if detection is None:
-                self.rejections.append(Rejection(track.track_id, reason, len(track), track.last_t))
-                self.rejection_counts[reason] += 1
+                self._reject(track, reason)
+            else:
+                candidates.append((detection, track))
+        # Tracks ending together may be one throw (two blobs of one object): the best fit names the origin.
+        candidates.sort(key=lambda pair: (-pair[0].confidence, pair[0].first_seen_t))
+        found: list[ThrowDetection] = []
+        for detection, track in candidates:
+            if self._same_throw(detection.fit, track):
+                self._reject(track, "duplicate")
                 continue
             self.detections.append(detection)
+            self._reported_points.append(track.points())
             found.append(detection)
-        return found
+        return sorted(found, key=lambda detection: detection.first_seen_t)
+
+    def _reject(self, track: FacadeTrack, reason: str) -> None:
+        self.rejections.append(Rejection(track.track_id, reason, len(track), track.last_t))
+        self.rejection_counts[reason] += 1
 
     def _judge_track(self, track: FacadeTrack) -> tuple[ThrowDetection | None, str]:
         rules = self.config.rules
@@ -139,8 +155,6 @@ class FacadeAnalyzer:
             return None, fit.reason
         if self._parallel_tracks(track) > rules.max_parallel_tracks:
             return None, "precipitation"
-        if self._same_throw(fit):
-            return None, "duplicate"
         sigma = math.hypot(fit.release_sigma_m, rules.height_sigma_m)
         estimate = self.calibration.floors.estimate(fit.release_h_m, sigma)
         column = self.calibration.column_at(fit.release_x_m, fit.release_h_m)
@@ -169,11 +183,29 @@ class FacadeAnalyzer:
             return 0.0
         return max(0.0, float(np.median(counts)) - 1.0)
 
-    def _same_throw(self, fit: FallFit) -> bool:
+    def _same_throw(self, fit: FallFit, track: FacadeTrack) -> bool:
         floor_m = self.config.building.floor_height_m
-        return any(
-            abs(previous.fit.release_t - fit.release_t) < SAME_THROW_S
-            and abs(previous.fit.release_h_m - fit.release_h_m) < SAME_THROW_FLOORS * floor_m
-            and abs(previous.fit.release_x_m - fit.release_x_m) < SAME_THROW_ACROSS_M
-            for previous in self.detections
+        for previous, points in zip(self.detections, self._reported_points, strict=True):
+            if (
+                abs(previous.fit.release_t - fit.release_t) < SAME_THROW_S
+                and abs(previous.fit.release_h_m - fit.release_h_m) < SAME_THROW_FLOORS * floor_m
+                and abs(previous.fit.release_x_m - fit.release_x_m) < SAME_THROW_ACROSS_M
+            ):
+                return True
+            if self._one_fall(previous, points, track):
+                return True
+        return False
+
+    def _one_fall(self, previous: ThrowDetection, points: TrackPoints, track: FacadeTrack) -> bool:
+        """Does ``track`` lie on the reported fall: seen while it fell, and both tracks' points together
+        a fall by the same rules (a fragment's own fit may place the release a floor or two off)?"""
+        gap = self.config.tracking.max_gap_s
+        if track.t[0] > previous.fit.impact_t + gap or track.t[-1] < previous.fit.release_t - gap:
+            return False
+        both = TrackPoints(
+            t=np.concatenate([points.t, track.t]),
+            x=np.concatenate([points.x, track.x]),
+            h=np.concatenate([points.h, track.h]),
         )
+        merged = fit_fall(both, self.config.rules, ground_h_m=0.0, view=view_geometry(self.config))
+        return merged.accepted

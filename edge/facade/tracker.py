@@ -9,7 +9,6 @@ first match may be as far as a fast fall moves in the time since (``FIRST_STEP_M
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,19 +97,21 @@ class BlobTracker:
             )
         else:
             xs = hs = np.zeros(0)
-        pairs = []
-        for ti, track in enumerate(self.tracks):
-            px, ph = track.predict(t)
-            pu, pv = self.calibration.to_pixel(px, ph)
-            gate = self.config.gate_px
-            if len(track) == 1:
-                metres_per_px = max(self.calibration.metres_per_pixel(track.u[-1], track.v[-1]), 1e-6)
-                gate = max(gate, FIRST_STEP_MPS * (t - track.last_t) / metres_per_px)
-            for bi, blob in enumerate(blobs):
-                distance = math.hypot(blob.u - float(pu[0]), blob.v - float(pv[0]))
-                if distance <= gate:
-                    pairs.append((distance, ti, bi))
-        pairs.sort()
+        pairs: list[tuple[float, int, int]] = []
+        if self.tracks and blobs:
+            # One distance matrix (tracks x blobs): a busy frame has up to 300 blobs and tens of tracks.
+            predicted = np.array([track.predict(t) for track in self.tracks])
+            pu, pv = self.calibration.to_pixel(predicted[:, 0], predicted[:, 1])
+            gates = np.full(len(self.tracks), self.config.gate_px)
+            for ti, track in enumerate(self.tracks):
+                if len(track) == 1:
+                    metres_per_px = max(self.calibration.metres_per_pixel(track.u[-1], track.v[-1]), 1e-6)
+                    gates[ti] = max(gates[ti], FIRST_STEP_MPS * (t - track.last_t) / metres_per_px)
+            bu = np.array([b.u for b in blobs])
+            bv = np.array([b.v for b in blobs])
+            distances = np.hypot(bu[None, :] - np.asarray(pu)[:, None], bv[None, :] - np.asarray(pv)[:, None])
+            tis, bis = np.nonzero(distances <= gates[:, None])
+            pairs = sorted(zip(distances[tis, bis].tolist(), tis.tolist(), bis.tolist(), strict=True))
         used_tracks: set[int] = set()
         used_blobs: set[int] = set()
         for _distance, ti, bi in pairs:

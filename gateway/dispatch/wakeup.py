@@ -1,27 +1,26 @@
-"""Wake every gateway's dispatch worker at once when the shared outbox changes (PostgreSQL NOTIFY).
+"""Wake the other gateways' dispatch workers when a worker ends its claims (PostgreSQL NOTIFY).
 
-A transaction that adds outbox rows (ingest, presence, escalation, API) sends a notification that is
-delivered when, and only if, it commits; a worker that ends its claims sends one too, so a worker that
-skipped those endpoints looks again at once. Each worker LISTENs on a connection of its own; without
-it (SQLite, or the listening connection lost) the worker still polls every ``idle_poll_s``.
+A gateway's own worker is woken in-process by whatever adds outbox rows there (ingest, presence,
+escalation). When it finds an endpoint's oldest notification claimed by another gateway it leaves the
+endpoint alone; the claimant's record of what it sent ends the claims and sends a notification (on
+commit) naming the endpoints, and a worker that left one of them alone looks again at once, rather
+than after ``idle_poll_s``. Each worker LISTENs on a connection of its own; without it (SQLite, or the
+listening connection lost) the worker still polls every ``idle_poll_s``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import event, text
-from sqlalchemy.orm import Session, UOWTransaction, sessionmaker
-
-from gateway.dispatch.models import OutboxMessage
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("gateway.dispatch")
 
-CHANNEL = "citywatch_outbox"  # the payload is the schema: gateways of other schemas ignore it
-_NOTIFIED_KEY = "citywatch_outbox_notified"
+CHANNEL = "citywatch_outbox"  # payload "<schema>:<endpoint id> ...": other schemas' gateways ignore it
 RECONNECT_DELAY_S = (0.5, 5.0)
 
 
@@ -31,32 +30,32 @@ def shares_outbox(sessions: sessionmaker[Session]) -> bool:
     return bind is not None and bind.dialect.name == "postgresql"
 
 
-def notify_outbox_changed(session: Session) -> None:
-    """In the session's transaction, once: the listeners hear of it when it commits."""
-    if session.info.get(_NOTIFIED_KEY) or session.get_bind().dialect.name != "postgresql":
+def notify_outbox_changed(session: Session, *, endpoint_ids: Iterable[int]) -> None:
+    """In the session's transaction: the listeners hear of it when it commits."""
+    if session.get_bind().dialect.name != "postgresql":
         return
-    # On the connection: this also runs inside a flush, where the session must not flush again.
-    session.connection().execute(text("SELECT pg_notify(:channel, current_schema())"), {"channel": CHANNEL})
-    session.info[_NOTIFIED_KEY] = True
+    payload = " ".join(str(endpoint_id) for endpoint_id in sorted(set(endpoint_ids)))
+    session.execute(
+        text("SELECT pg_notify(:channel, current_schema() || ':' || :payload)"),
+        {"channel": CHANNEL, "payload": payload},
+    )
 
 
-@event.listens_for(Session, "after_flush")
-def _new_outbox_rows(session: Session, _flush: UOWTransaction) -> None:
-    if any(isinstance(row, OutboxMessage) for row in session.new):
-        notify_outbox_changed(session)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _transaction_ended(session: Session, transaction: Any) -> None:
-    if transaction.parent is None:  # the outermost: the next transaction notifies again
-        session.info.pop(_NOTIFIED_KEY, None)
+def _endpoint_ids(payload: str, schema: str) -> set[int] | None:
+    """The endpoints a notification of this schema names; None if it is another schema's."""
+    prefix, _, ids = payload.partition(":")
+    if prefix != schema:
+        return None
+    return {int(one) for one in ids.split()}
 
 
 class OutboxListener:
     """LISTENs on a dedicated connection (out of ``sessions``' engine, detached from its pool) and
     calls ``on_change`` for each notification of this schema; reconnects after losing the connection."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, on_change: Callable[[set[int] | None], None]
+    ) -> None:
         self._engine = sessions.kw["bind"]
         self._on_change = on_change
         self._stopping = threading.Event()
@@ -91,12 +90,13 @@ class OutboxListener:
         connection.autocommit = True
         schema = connection.execute("SELECT current_schema()").fetchone()[0]
         connection.execute(f"LISTEN {CHANNEL}")
-        self._on_change()  # what changed while not listening
+        self._on_change(None)  # what changed while not listening
         while not self._stopping.is_set():
             # A short timeout: how long a stop waits for this thread.
             for notify in connection.notifies(timeout=0.5):
-                if notify.payload == schema:
-                    self._on_change()
+                endpoint_ids = _endpoint_ids(notify.payload, schema)
+                if endpoint_ids is not None:
+                    self._on_change(endpoint_ids)
 
     def _close(self) -> None:
         connection, self._connection = self._connection, None

@@ -171,7 +171,13 @@ class DispatchWorker:
         # PostgreSQL: several gateways may send from this outbox, so rows are claimed before sending,
         # and every gateway's new rows (and ended claims) wake this worker. SQLite is one process.
         self._shared = shares_outbox(session_factory)
-        self._listener = OutboxListener(session_factory, on_change=self.wake) if self._shared else None
+        self._listener = (
+            OutboxListener(session_factory, on_change=self._claims_ended) if self._shared else None
+        )
+        # Endpoints this worker last left alone for another gateway's claim: it looks again when that
+        # gateway records (and so ends) its claims there, not at every gateway's every delivery.
+        self._claimed_elsewhere: set[int] = set()
+        self._in_round = False  # a round reads the outbox: a claim ended meanwhile may not be in it
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dispatch-worker", daemon=True)
         self._http = httpx.Client(timeout=self._options.timeout_s)
@@ -196,6 +202,12 @@ class DispatchWorker:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _claims_ended(self, endpoint_ids: set[int] | None) -> None:
+        """From the listener: another worker ended its claims on these endpoints (None: anything may
+        have changed)."""
+        if endpoint_ids is None or self._in_round or endpoint_ids & self._claimed_elsewhere:
+            self._wake.set()
 
     def stop(self, timeout_s: float = 15.0) -> None:
         self._stopping.set()
@@ -234,6 +246,13 @@ class DispatchWorker:
         ``record_async``: the results are recorded on the recorder thread (which wakes the worker once
         they are), so the next round's POSTs need not wait for that write transaction; until then the
         next rounds skip what was sent, and hold back the endpoints whose outcome decides what follows."""
+        self._in_round = True
+        try:
+            return self._deliver_due(record_async=record_async)
+        finally:
+            self._in_round = False
+
+    def _deliver_due(self, *, record_async: bool) -> float:
         if self._record_failed or not record_async:
             self._record_pending()  # first: what the last round sent while the database was away
         now = utcnow()
@@ -272,22 +291,28 @@ class DispatchWorker:
 
     def _record_in_background(self) -> None:
         try:
-            self._record_pending()
+            held_back = self._record_pending()
             self._record_failed = False
         except Exception as exc:  # the database away: the worker records them before its next round
             log.warning("recording deliveries failed (%s); retrying", exc)
             self.last_error = redact_text(repr(exc))
             self._record_failed = True
-        self._wake.set()  # what was recorded may free endpoints held back meanwhile
+            held_back = True
+        if held_back:
+            self._wake.set()  # endpoints held back meanwhile are free now (or: record before the next round)
 
-    def _record_pending(self) -> None:
+    def _record_pending(self) -> bool:
         """Record what was sent; while the database is away, keep it and raise (the round is retried):
-        a delivery recorded late is not sent again, one forgotten would be once its claim runs out."""
+        a delivery recorded late is not sent again, one forgotten would be once its claim runs out.
+        True if what was recorded had held back its endpoint."""
+        held_back = False
         with self._recording:
             while self._unrecorded:
                 sent = self._unrecorded[0]
                 self._record(sent.results, claimed=sent.claimed, caught_up=sent.caught_up)
                 self._unrecorded.pop(0)
+                held_back |= sent.blocks_endpoint()
+        return held_back
 
     def _in_flight(self) -> tuple[set[int], set[int]]:
         """Rows sent and delivered but not recorded yet (skipped: not sent twice), and endpoints whose
@@ -327,6 +352,8 @@ class DispatchWorker:
                 prefix = list(itertools.takewhile(lambda attempt: attempt.row_id in free, run))
                 if prefix:
                     claimed.append(prefix)
+                if len(prefix) < len(run):  # the rest is another gateway's now
+                    self._claimed_elsewhere.add(run[0].endpoint_id)
             ids = [attempt.row_id for run in claimed for attempt in run]
             if ids:
                 session.execute(
@@ -344,6 +371,7 @@ class DispatchWorker:
         the later ones of its event."""
         # Before the read: a result recorded after this look is in the rows read.
         in_flight, blocked = self._in_flight()
+        claimed_elsewhere: set[int] = set()
         with self._read_sessions() as session:
             rows = session.execute(
                 select(OutboxMessage, WebhookEndpoint)
@@ -362,6 +390,7 @@ class DispatchWorker:
                     continue
                 if row.claimed_until is not None and row.claimed_until > now:
                     complete.add(endpoint.id)  # another gateway sends it now: nothing overtakes it
+                    claimed_elsewhere.add(endpoint.id)
                     continue
                 probing = (endpoint.id, endpoint.url) not in self._answering
                 if row.next_attempt_at > now:
@@ -387,6 +416,7 @@ class DispatchWorker:
                 )
                 if probing or len(run) >= self._options.run_limit:
                     complete.add(endpoint.id)
+        self._claimed_elsewhere = claimed_elsewhere
         return list(runs.values()), next_due
 
     def _post_run(self, run: list[Attempt], send_until: float) -> list[AttemptResult]:
@@ -441,8 +471,8 @@ class DispatchWorker:
                     .where(OutboxMessage.id.in_(unsent), OutboxMessage.claimed_by == self.name)
                     .values(claimed_by=None, claimed_until=None)
                 )
-            if self._shared:  # the other gateways' workers skipped these endpoints: look again now
-                notify_outbox_changed(session)
+            if self._shared:  # the other gateways' workers that skipped these endpoints look again now
+                notify_outbox_changed(session, endpoint_ids={a.endpoint_id for a in claimed})
             for result in results:
                 attempt = result.attempt
                 if (attempt.endpoint_id, attempt.url) in caught_up:

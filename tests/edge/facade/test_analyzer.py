@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from edge.facade.analyzer import FacadeAnalyzer, ThrowDetection
-from edge.facade.detect import MotionDetector
+from edge.facade.ballistic import model_height
+from edge.facade.detect import Blob, MotionDetector
+from edge.facade.tracker import FacadeTrack
 from tests.edge.facade.scenes import (
     GROUND_Y,
     METRES_PER_PX,
@@ -166,3 +169,46 @@ def test_things_swinging_in_the_wind_are_not_precipitation() -> None:
     ]
     found = run(FacadeAnalyzer(scene_config()), [falling(1.0, 22.0, u=370.0), *swingers], seconds=4.0)
     assert [(throw.floor, throw.column) for throw in found] == [(8, 3)]
+
+
+def scripted_track(track_id: int, t: np.ndarray, h: np.ndarray, u: float) -> FacadeTrack:
+    """A track as the tracker would build it: a blob at (u, the height's row) in each frame."""
+    calibration = FacadeAnalyzer(scene_config()).calibration
+    track = FacadeTrack(track_id)
+    for ti, hi in zip(t, h, strict=True):
+        u_px, v_px = pixel_of(float(hi), u)
+        x, h_m = calibration.to_facade(u_px, v_px)
+        track.add(float(ti), Blob(u_px, v_px, 20.0, 5.0, 5.0), float(x[0]), float(h_m[0]), False)
+    return track
+
+
+def test_a_broken_track_whose_halves_fit_different_releases_is_one_event() -> None:
+    # Dropped from 28 m at 1.0 s, lost from 2.0 to 2.5 s; the second half drifts 3 m/s off the curve (it
+    # left the facade plane: parallax), so its own fit puts the release more than a floor low and later.
+    # Both halves together are still one fall: one event, with the first half's (right) floor.
+    t = np.arange(1.0, 4.0, 0.04)
+    h = model_height(t, 1.0, 28.0, math.inf)
+    first = t < 2.0
+    second = (t > 2.5) & (h > 0.0)
+    h_second = h[second] + 3.0 * (t[second] - t[second][0])
+    analyzer = FacadeAnalyzer(scene_config())
+    alone = analyzer._judge([scripted_track(2, t[second], h_second, 270.0)])
+    assert len(alone) == 1 and alone[0].fit.release_h_m < 28.0 - 3.0  # a floor off on its own
+    analyzer = FacadeAnalyzer(scene_config())
+    found = analyzer._judge([scripted_track(1, t[first], h[first], 270.0)])
+    found += analyzer._judge([scripted_track(2, t[second], h_second, 270.0)])
+    assert [(throw.floor, throw.column) for throw in found] == [(10, 2)]
+    assert analyzer.rejection_counts["duplicate"] == 1
+
+
+def test_one_object_seen_as_two_blobs_is_one_event_from_the_better_fit() -> None:
+    # A bottle's neck and body as two blobs 6 px apart, tracked separately and ending together (the
+    # noisier one listed first): one event, from the better-fitted track.
+    t = np.arange(1.0, 3.3, 0.04)
+    h = model_height(t, 1.0, 25.0, math.inf)
+    wobble = 0.45 * np.sin(np.arange(len(t)) * 2.1) + 3.5 * (t - 1.0) ** 2 / 5.0
+    analyzer = FacadeAnalyzer(scene_config())
+    noisy, clean = scripted_track(1, t, h + wobble, 276.0), scripted_track(2, t, h, 270.0)
+    found = analyzer._judge([noisy, clean])
+    assert [(throw.track_id, throw.floor) for throw in found] == [(2, 9)]
+    assert analyzer.rejection_counts["duplicate"] == 1
