@@ -26,23 +26,55 @@ from gateway.events.models import Event, EventCapMessage
 from gateway.evidence.links import event_links
 from gateway.evidence.models import EvidenceLink
 
+# Session.info key: (transaction, {event id: its CAP chain}) of the events inserted in that transaction.
+_FRESH_CHAINS_KEY = "citywatch.cap_fresh_chains"
+
+
+def _fresh_chains(session: Session) -> dict[int, list[EventCapMessage]]:
+    transaction = session.get_transaction()
+    held = session.info.get(_FRESH_CHAINS_KEY)
+    if held is None or held[0] is not transaction:
+        held = (transaction, {})
+        session.info[_FRESH_CHAINS_KEY] = held
+    chains: dict[int, list[EventCapMessage]] = held[1]
+    return chains
+
+
+def started_chain(*, session: Session, event: Event) -> None:
+    """The event was just inserted (and flushed) in this transaction: its chain is empty, and no one else
+    can add to it before commit, so its messages need neither the row lock nor a read of the chain."""
+    _fresh_chains(session)[event.id] = []
+
 
 def next_message(
-    *, session: Session, event: Event, options: CapOptions, at: datetime, note: str | None = None
+    *,
+    session: Session,
+    event: Event,
+    options: CapOptions,
+    at: datetime,
+    note: str | None = None,
+    links: list[EvidenceLink] | None = None,
 ) -> CapMessage:
-    """Render the event's next message as its state says (Alert, Update or Cancel) and store it."""
+    """Render the event's next message as its state says (Alert, Update or Cancel) and store it;
+    ``links`` are the event's evidence links when the caller has them already (read otherwise)."""
     session.flush()  # the event needs its id and uid
-    # Several gateways (or API and ingest threads) may add to one event's chain at once: the event's row
-    # lock makes the next sequence number theirs alone until commit (no-op on SQLite, one writer).
-    # FOR NO KEY UPDATE, the lock an UPDATE takes: it lets others insert rows referencing the event.
-    session.execute(select(Event.id).where(Event.id == event.id).with_for_update(key_share=True))
-    rows = list(
-        session.scalars(
-            select(EventCapMessage)
-            .where(EventCapMessage.event_id == event.id)
-            .order_by(EventCapMessage.sequence)
+    fresh = _fresh_chains(session).get(event.id)
+    if fresh is not None:
+        rows = list(fresh)
+    else:
+        # Several gateways (or API and ingest threads) may add to one event's chain at once: the event's
+        # row lock makes the next sequence number theirs alone until commit (no-op on SQLite, one writer).
+        # FOR NO KEY UPDATE, the lock an UPDATE takes: it lets others insert rows referencing the event.
+        session.execute(select(Event.id).where(Event.id == event.id).with_for_update(key_share=True))
+        rows = list(
+            session.scalars(
+                select(EventCapMessage)
+                .where(EventCapMessage.event_id == event.id)
+                .order_by(EventCapMessage.sequence)
+            )
         )
-    )
+    if links is None:
+        links = event_links(session, event, base_url=options.web_base_url)
     history = CapHistory(
         tuple(
             (row.msg_type, CapReference(sender=row.sender, identifier=row.identifier, sent=row.sent))
@@ -59,24 +91,25 @@ def next_message(
         town=device.town if device else None,
         area_description=(device.description or None) if device else None,
         circle=_circle(device, options),
-        resources=[_resource(link) for link in event_links(session, event, base_url=options.web_base_url)],
+        resources=[_resource(link) for link in links],
     )
     sequence = rows[-1].sequence + 1 if rows else 0
     message = render_alert(
         view, change=change, sent=at, sequence=sequence, previous=references, note=note, options=options
     )
-    session.add(
-        EventCapMessage(
-            event_id=event.id,
-            sequence=sequence,
-            identifier=message.identifier,
-            sender=message.sender,
-            sent=message.sent,
-            msg_type=message.msg_type,
-            headline=message.headline[:200],
-            xml=message.xml.decode(),
-        )
+    row = EventCapMessage(
+        event_id=event.id,
+        sequence=sequence,
+        identifier=message.identifier,
+        sender=message.sender,
+        sent=message.sent,
+        msg_type=message.msg_type,
+        headline=message.headline[:200],
+        xml=message.xml.decode(),
     )
+    session.add(row)
+    if fresh is not None:
+        fresh.append(row)
     return message
 
 

@@ -16,6 +16,7 @@ from gateway.db import utcnow
 from gateway.dispatch.models import OutboxMessage, OutboxStatus, WebhookEndpoint
 from gateway.events.models import Event, read_event
 from gateway.evidence.links import event_links
+from gateway.evidence.models import EvidenceLink
 from gateway.redaction import redact_url
 
 if TYPE_CHECKING:
@@ -75,38 +76,54 @@ def configure_endpoints(*, session: Session, table: RoutingTable) -> None:
 
 
 def webhook_body(
-    *, session: Session, event: Event, message_type: str, at: datetime, policy: EventPolicy
+    *,
+    session: Session,
+    event: Event,
+    message_type: str,
+    at: datetime,
+    policy: EventPolicy,
+    links: list[EvidenceLink] | None = None,
 ) -> str:
     """Standard Webhooks payload shape: type, timestamp, data. ``data`` is the event, with ``evidence``:
     its snapshot and the evidence items complete by now, each with an absolute link (the public URL)."""
     data = read_event(event, now=at, policy=policy.escalation).model_dump(mode="json")
-    data["evidence"] = [
-        link.model_dump(mode="json") for link in event_links(session, event, base_url=policy.cap.web_base_url)
-    ]
+    if links is None:
+        links = event_links(session, event, base_url=policy.cap.web_base_url)
+    data["evidence"] = [link.model_dump(mode="json") for link in links]
     return json.dumps(
         {"type": message_type, "timestamp": at.isoformat(), "data": data}, separators=(",", ":")
     )
 
 
 def enqueue(
-    *, session: Session, event: Event, message_type: str, cap_xml: str, policy: EventPolicy, at: datetime
+    *,
+    session: Session,
+    event: Event,
+    message_type: str,
+    cap_xml: str,
+    policy: EventPolicy,
+    at: datetime,
+    links: list[EvidenceLink] | None = None,
 ) -> list[OutboxMessage]:
-    """One row per enabled endpoint of the event's department, in the caller's transaction."""
+    """One row per enabled endpoint of the event's department, in the caller's transaction; ``links``
+    are the event's evidence links when the caller has them already (read otherwise)."""
     now = utcnow()  # delivery bookkeeping runs on the real clock, even when the lifecycle's is injected
     rows = []
     json_body: str | None = None
-    endpoints = session.scalars(
-        select(WebhookEndpoint).where(
-            WebhookEndpoint.enabled.is_(True), WebhookEndpoint.department == event.department
-        )
-    )
+    # Nothing pending in the session changes the endpoints: no flush here, the caller's commit does it.
+    with session.no_autoflush:
+        endpoints = session.scalars(
+            select(WebhookEndpoint).where(
+                WebhookEndpoint.enabled.is_(True), WebhookEndpoint.department == event.department
+            )
+        ).all()
     for endpoint in endpoints:
         if endpoint.format == "cap":
             body, content_type = cap_xml, CAP_MEDIA_TYPE
         else:
             if json_body is None:
                 json_body = webhook_body(
-                    session=session, event=event, message_type=message_type, at=at, policy=policy
+                    session=session, event=event, message_type=message_type, at=at, policy=policy, links=links
                 )
             body, content_type = json_body, JSON_MEDIA_TYPE
         row = OutboxMessage(

@@ -26,6 +26,7 @@ from gateway.events.lifecycle.models import (
 from gateway.events.lifecycle.transitions import apply_transition
 from gateway.events.models import Event, EventAudit
 from gateway.events.policy import EventPolicy
+from gateway.evidence.links import event_links
 
 log = logging.getLogger("gateway.events")
 
@@ -103,9 +104,20 @@ def publish(
     note: str | None = None,
 ) -> None:
     """Render the next CAP message of the event and queue the push to its department's endpoints."""
-    message = cap_service.next_message(session=session, event=event, options=policy.cap, at=at, note=note)
+    session.flush()  # the event needs its id and uid
+    # The evidence links, read once: the CAP <resource>s and the webhook's ``evidence`` are the same list.
+    links = event_links(session, event, base_url=policy.cap.web_base_url)
+    message = cap_service.next_message(
+        session=session, event=event, options=policy.cap, at=at, note=note, links=links
+    )
     xml = message.xml.decode()
     if event.department is not None:
         dispatch_service.enqueue(
-            session=session, event=event, message_type=message_type, cap_xml=xml, policy=policy, at=at
+            session=session,
+            event=event,
+            message_type=message_type,
+            cap_xml=xml,
+            policy=policy,
+            at=at,
+            links=links,
         )

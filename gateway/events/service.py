@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from citywatch.protocol.messages import EventMessage, EventPhase, EventType, Severity
 from gateway.auth.roles import Role
+from gateway.cap import service as cap_service
 from gateway.db import utcnow
 from gateway.devices.models import Device
 from gateway.events import flows
@@ -210,6 +211,7 @@ def raise_condition(
             with session.begin_nested():
                 session.add(event)
                 session.flush()
+            cap_service.started_chain(session=session, event=event)
         except IntegrityError:
             if _retried:
                 raise
