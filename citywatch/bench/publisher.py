@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from citywatch.mqtt import MqttOptions
+from citywatch.mqtt_packets import packet, publish_qos1, utf8
 from citywatch.polling import wait_until
 from citywatch.protocol.messages import TelemetryMessage
 from citywatch.protocol.topics import Channel, Topic
@@ -56,26 +57,8 @@ CHUNK = 100  # packets written per send() call
 ACK_WAIT_S = 30.0  # longest wait for a PUBACK before the run fails
 
 
-def _varint(length: int) -> bytes:
-    out = bytearray()
-    while True:
-        length, digit = divmod(length, 128)
-        out.append(digit | (0x80 if length else 0))
-        if not length:
-            return bytes(out)
-
-
-def _packet(kind: int, body: bytes) -> bytes:
-    return bytes([kind]) + _varint(len(body)) + body
-
-
-def _utf8(text: str) -> bytes:
-    raw = text.encode()
-    return struct.pack("!H", len(raw)) + raw
-
-
 def _publish_packet(topic: str, payload: bytes, packet_id: int) -> bytes:
-    return _packet(0x32, _utf8(topic) + struct.pack("!H", packet_id) + payload)  # PUBLISH, QoS 1
+    return publish_qos1(utf8(topic), payload, packet_id)
 
 
 def publish(url: str, messages: list[tuple[str, bytes]], *, rate: float | None = None) -> dict[str, float]:
@@ -91,7 +74,7 @@ def publish(url: str, messages: list[tuple[str, bytes]], *, rate: float | None =
     sock = socket.create_connection((options.host, options.port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client_id = f"bench-pub-{time.time_ns()}"
-    sock.sendall(_packet(0x10, _utf8("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 60) + _utf8(client_id)))
+    sock.sendall(packet(0x10, utf8("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 60) + utf8(client_id)))
     connack = sock.recv(4)
     if len(connack) != 4 or connack[0] != 0x20 or connack[3] != 0:
         raise ConnectionError(f"broker refused the connection: {connack!r}")

@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from citywatch import mqtt_packets as packets
 from citywatch.mqtt import MqttOptions
-from simulators.fleet import packets
 
 FIRMWARE_VERSION = "fleet-sim-1"
 CONFIG_VERSION = "fleet0001"

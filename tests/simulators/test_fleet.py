@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from citywatch import mqtt_packets as packets
 from citywatch.broker.mosquitto import MosquittoBroker
 from citywatch.protocol.messages import EventType
 from gateway.devices import service as devices_service
@@ -19,7 +20,6 @@ from gateway.events.models import Event, EventRevision
 from gateway.runner import GatewayApp
 from gateway.settings import Settings
 from simulators.dispatch_centre import DispatchCentreSimulator, new_secret
-from simulators.fleet import packets
 from simulators.fleet.fleet import FleetOptions, FleetThread, check_templates, fleet_devices
 from tests.gateway.conftest import FAST_RETRIES
 from tests.gateway.tokens import admin_headers

@@ -147,6 +147,20 @@ def acknowledge_event(
     )
 
 
+def _add_transition_route(action: Action, handle: Callable[..., EventDetail]) -> None:
+    """``POST /events/{event_id}/<action>``, described by the lifecycle table."""
+    handle.__name__ = f"{action.value}_event"
+    router.add_api_route(
+        f"/{{event_id}}/{action.value}",
+        handle,
+        methods=["POST"],
+        response_model=EventDetail,
+        summary=f"{action.value.capitalize()}: {TRANSITIONS[action].description}",
+        responses=TRANSITION_RESPONSES,
+        tags=["lifecycle"],
+    )
+
+
 def _callback_route(action: Action) -> None:
     def handle(
         event_id: EventId, body: CallbackRequest, caller: CallbackCaller, session: SessionDep
@@ -166,16 +180,7 @@ def _callback_route(action: Action) -> None:
             ),
         )
 
-    handle.__name__ = f"{action.value}_event"
-    router.add_api_route(
-        f"/{{event_id}}/{action.value}",
-        handle,
-        methods=["POST"],
-        response_model=EventDetail,
-        summary=f"{action.value.capitalize()}: {TRANSITIONS[action].description}",
-        responses=TRANSITION_RESPONSES,
-        tags=["lifecycle"],
-    )
+    _add_transition_route(action, handle)
 
 
 for _action in service.CALLBACK_ACTIONS:
@@ -197,16 +202,7 @@ def _escalation_route(action: Action) -> None:
             ),
         )
 
-    handle.__name__ = f"{action.value}_event"
-    router.add_api_route(
-        f"/{{event_id}}/{action.value}",
-        handle,
-        methods=["POST"],
-        response_model=EventDetail,
-        summary=f"{action.value.capitalize()}: {TRANSITIONS[action].description}",
-        responses=TRANSITION_RESPONSES,
-        tags=["lifecycle"],
-    )
+    _add_transition_route(action, handle)
 
 
 for _action in service.ESCALATION_ACTIONS:

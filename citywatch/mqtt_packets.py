@@ -1,4 +1,4 @@
-"""MQTT 3.1.1 packets for the fleet simulator, encoded by hand: a few bytes joined, no client library.
+"""MQTT 3.1.1 packets encoded by hand: a few bytes joined, no client library (the fleet simulator and the bench publisher).
 
 paho costs tens of microseconds of Python per message and a thread per client; ten thousand devices
 in one process need neither. Only what a device sends and hears is here: CONNECT with a will,
