@@ -165,7 +165,7 @@ def migrate(engine: Engine) -> None:
 
 # Keys of the transaction-scoped advisory locks (second half of the two-int key; the first half is
 # the schema, so gateways of different schemas in one database do not hold each other up).
-_LOCK_KEYS = {"migrate": 1, "escalation": 2, "presence": 3}
+_LOCK_KEYS = {"migrate": 1, "escalation": 2, "presence": 3, "endpoints": 4}
 
 
 def singleton_lock(connection: Session | Connection, name: str, *, wait: bool = False) -> bool:

@@ -28,7 +28,7 @@ from gateway.api.app import create_app
 from gateway.api.deps import Services
 from gateway.api.metrics import DispatchLatency, make_registry
 from gateway.cap.models import CapOptions
-from gateway.db import make_engine, make_sessionmaker, migrate, read_sessionmaker, utcnow
+from gateway.db import make_engine, make_sessionmaker, migrate, read_sessionmaker, singleton_lock, utcnow
 from gateway.devices.monitor import PresenceMonitor, PresenceOptions
 from gateway.devices.service import DeviceDirectory
 from gateway.dispatch import service as dispatch_service
@@ -295,6 +295,8 @@ class GatewayApp:
 
     def _configure_dispatch(self) -> None:
         with self.session_factory() as session, session.begin():
+            # Gateways starting together would race to insert the same endpoints: one at a time.
+            singleton_lock(session, "endpoints", wait=True)
             dispatch_service.configure_endpoints(session=session, table=self.event_policy.routing)
 
     def _bind_api(self) -> socket.socket:
