@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -140,7 +140,7 @@ class OpenEventJournal:
     The file holds each open event's latest message; an end removes it. Written atomically (temp file,
     fsync, ``os.replace``) so a power cut leaves the old or the new journal, never half of one.
     ``restart_ends`` turns what a previous run left into end messages (next seq, ``end_reason``
-    ``agent_restarted``) and empties the journal.
+    ``agent_restarted``), sends them, then empties the journal.
     """
 
     def __init__(self, path: Path, *, fsync: bool = True) -> None:
@@ -169,10 +169,17 @@ class OpenEventJournal:
                 self._open[message.event_id] = message.model_dump(
                     mode="json", exclude={"snapshot_id", "outbox_seq"}
                 )
-            self._write()
+            try:
+                self._write()
+            except OSError as exc:  # a safety net: a full or read-only card must not stop the agent
+                log.error("open-event journal %s not written: %s", self.path, exc)
 
-    def restart_ends(self, *, now: datetime | None = None) -> list[EventMessage]:
-        """End messages for every event a previous run left open; the journal is empty after.
+    def restart_ends(
+        self, *, send: Callable[[EventMessage], None], now: datetime | None = None
+    ) -> list[EventMessage]:
+        """End every event a previous run left open: each end is handed to ``send`` (the outbox), and
+        only then is the journal emptied, so a crash in between ends them again at the next start
+        (a repeat the gateway ignores) rather than never. Returns the ends sent.
 
         A journal that cannot be read is logged and ignored (its events stay open at the gateway)."""
         now = now or datetime.now(UTC)
@@ -182,6 +189,8 @@ class OpenEventJournal:
                 ends.append(_restart_end(last, now))
             except (ValidationError, KeyError, TypeError, ValueError) as exc:
                 log.error("open-event journal %s: cannot end event %s: %s", self.path, event_id, exc)
+        for end in ends:
+            send(end)
         with self._lock:
             self._open.clear()
             if ends or self.path.exists():

@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from edge.street.config import StreetConfig
 
 # The truth zone keys that are config keys too (copied as they are).
@@ -61,8 +63,16 @@ def analyzer_config_from_truth(
         "zones": zone_configs(truth),
     }
     for section, values in (overrides or {}).items():
-        current = raw.get(section)
+        # Merged into the section's defaults (a detector override keeps the COCO label map the vehicle
+        # classes name), not put in their place.
+        current = raw.get(section, _default_section(section))
         raw[section] = (
             {**current, **values} if isinstance(current, dict) and isinstance(values, dict) else values
         )
     return StreetConfig.model_validate(raw)
+
+
+def _default_section(section: str) -> object:
+    field = StreetConfig.model_fields.get(section)
+    default = field.get_default(call_default_factory=True) if field is not None else None
+    return default.model_dump(mode="json") if isinstance(default, BaseModel) else None

@@ -73,9 +73,9 @@ class CulvertAgent:
             self.config.outbox.path,
         )
         self.uplink.start()
-        for event in self.journal.restart_ends(now=self.clock.now()):  # left open by the last run
-            log.warning("event %s was open when the agent last stopped: ending it", event.event_id[:8])
-            self._send_event(event)
+        # Left open by the last run: ended through the outbox, then forgotten.
+        for event in self.journal.restart_ends(send=self._send_event, now=self.clock.now()):
+            log.warning("event %s was open when the agent last stopped: ended", event.event_id[:8])
         self._thread = threading.Thread(target=self._loop, name=f"agent-{self.device_id}", daemon=True)
         self._thread.start()
         return self

@@ -34,7 +34,7 @@ from edge.street.tracker import Sighting
 from edge.uplink.evidence import evidence_messages
 from edge.vision.camera_agent import CameraAgent
 from edge.vision.config import DetectorConfig
-from edge.vision.detector import Detector, DetectorOptions
+from edge.vision.detector import Detector, DetectorOptions, labels_problem
 from edge.vision.errors import VisionStartError
 from edge.vision.sources import Frame, FrameSource, camera_registry
 from edge.vision.types import Detection
@@ -93,12 +93,8 @@ def preflight(config: StreetAgentConfig) -> list[str]:
     except VisionStartError as exc:
         problems.append(f"street.detector.model: {exc}")
     else:
-        missing = sorted(set(street.vehicle_classes) - set(detector.output_labels))
-        if missing:
-            problems.append(
-                f"street.vehicle_classes: {missing} are not among the model's labels after label_map "
-                f"{list(detector.output_labels)}"
-            )
+        if problem := labels_problem("street.vehicle_classes", street.vehicle_classes, detector):
+            problems.append(problem)
     for load in (lambda: load_plate_reader(street.plate.reader), load_face_finder):
         if load is load_face_finder and not street.evidence.blur_faces:
             continue
@@ -368,6 +364,8 @@ class StreetAgent(CameraAgent):
         detector = self.detector
         if any(path.startswith("street.detector.") for path in changed):
             detector = detector.retuned(detector_options(street.detector))  # ModelError: not for this model
+        if problem := labels_problem("street.vehicle_classes", street.vehicle_classes, detector):
+            raise ValueError(problem)
         face_finder = self.face_finder
         if street.evidence.blur_faces and face_finder is None:
             face_finder = load_face_finder()

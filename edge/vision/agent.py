@@ -23,7 +23,7 @@ from edge.config import ElevatorAgentConfig
 from edge.registry import NoSourceDriver
 from edge.vision.actuators import Actuators, make_actuators
 from edge.vision.camera_agent import CameraAgent
-from edge.vision.detector import Detector
+from edge.vision.detector import Detector, labels_problem
 from edge.vision.ebike import Action
 from edge.vision.errors import VisionStartError
 from edge.vision.motion import MotionGate
@@ -46,11 +46,9 @@ def preflight(config: ElevatorAgentConfig) -> list[str]:
     except VisionStartError as exc:
         problems.append(f"elevator.detector.model: {exc}")
     else:
-        missing = set(config.elevator.ebike.trigger_labels) - set(detector.labels)
-        if missing:
-            problems.append(
-                f"elevator.ebike.trigger_labels: {sorted(missing)} not among the model's labels {list(detector.labels)}"
-            )
+        trigger = config.elevator.ebike.trigger_labels
+        if problem := labels_problem("elevator.ebike.trigger_labels", trigger, detector):
+            problems.append(problem)
     try:
         make_source(config.elevator.camera)
     except (VisionStartError, NoSourceDriver) as exc:
@@ -98,12 +96,10 @@ class ElevatorAgent(CameraAgent):
         detector = self.pipeline.detector
         if any(path.startswith("elevator.detector.") for path in changed):
             detector = detector.retuned(detector_options(elevator))  # ModelError: not for this model
-        missing = set(elevator.ebike.trigger_labels) - set(detector.output_labels)
-        if missing:
-            raise ValueError(
-                f"elevator.ebike.trigger_labels: {sorted(missing)} not among the model's labels "
-                f"{list(detector.output_labels)}"
-            )
+        if problem := labels_problem(
+            "elevator.ebike.trigger_labels", elevator.ebike.trigger_labels, detector
+        ):
+            raise ValueError(problem)
         motion_changed = any(path.startswith("elevator.motion.") for path in changed)
         return _Retuned(
             detector=detector,

@@ -31,7 +31,8 @@ from edge.vision.sources import Frame, FrameGrabber, FrameSource
 
 log = logging.getLogger(__name__)
 
-LIVE_TAKE_S = 30.0  # a frame loop that takes no new config in this long (stuck inference): restart instead
+LIVE_TAKE_S = 10.0  # a frame loop that takes no new config in this long (stuck inference): restart instead;
+# the wait holds the MQTT network thread, so it stays well under the 30 s keepalive
 
 
 class ReconnectOptions(Protocol):
@@ -120,8 +121,7 @@ class CameraAgent:
         """Before the first frame: end, through the outbox, what a previous run of this agent left open."""
         if self.journal is None:
             return
-        for message in self.journal.restart_ends():
-            self.uplink.send(Channel.EVENT, message)
+        for message in self.journal.restart_ends(send=lambda end: self.uplink.send(Channel.EVENT, end)):
             log.warning(
                 "%s agent: %s event %s was open when the agent last stopped: ended (seq %d)",
                 self.agent_name,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -95,6 +96,15 @@ def _parse_labels(metadata: dict[str, str]) -> list[str] | None:
 
 def _static_dim(value: Any) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
+
+
+def labels_problem(field_path: str, wanted: Iterable[str], detector: Detector) -> str | None:
+    """The sentence for a config naming classes the model does not output (after its label_map), or None.
+    One check for a start-up preflight and for a config applied live."""
+    missing = sorted(set(wanted) - set(detector.output_labels))
+    if not missing:
+        return None
+    return f"{field_path}: {missing} are not among the model's labels {list(detector.output_labels)}"
 
 
 class Detector:

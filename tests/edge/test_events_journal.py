@@ -49,7 +49,9 @@ def test_a_restart_ends_every_event_left_open_with_the_next_seq_and_the_reason(t
     closed.end(ts=T0, details={"stage": "left_in_grace"})
     # The process dies here: nothing ends ebike nor parked. The next run:
     now = T0 + timedelta(hours=1)
-    ends = {m.event_id: m for m in journal(tmp_path).restart_ends(now=now)}
+    sent: list[EventMessage] = []
+    ends = {m.event_id: m for m in journal(tmp_path).restart_ends(send=sent.append, now=now)}
+    assert list(ends.values()) == sent  # each handed to the outbox
     assert set(ends) == {ebike.event_id, parked.event_id}
     end = ends[ebike.event_id]
     assert (end.phase, end.seq, end.type, end.severity, end.ts, end.started_at) == (
@@ -69,14 +71,14 @@ def test_a_restart_ends_every_event_left_open_with_the_next_seq_and_the_reason(t
     EventMessage.model_validate_json(end.to_json())  # the wire form is valid too
     # Ended once: the journal is empty after, and a second start sends nothing.
     assert journal(tmp_path).read() == {}
-    assert journal(tmp_path).restart_ends(now=now) == []
+    assert journal(tmp_path).restart_ends(send=sent.append, now=now) == []
 
 
 def test_an_end_never_goes_back_in_time(tmp_path: Path) -> None:
     ahead = T0 + timedelta(days=1)  # a fast-forwarded file's clock ran ahead of the machine's
     emitter = EventEmitter(device_id="cam-1", event_type=EventType.OBJECT_THROWN, journal=journal(tmp_path))
     emitter.open(ts=ahead, severity=Severity.CRITICAL, details={})
-    [end] = journal(tmp_path).restart_ends(now=T0)
+    [end] = journal(tmp_path).restart_ends(send=lambda _: None, now=T0)
     assert end.ts == ahead and end.details == {"end_reason": "agent_restarted"}
 
 
@@ -91,7 +93,9 @@ def test_a_corrupt_journal_is_logged_and_ignored(
     log = journal(tmp_path)
     log.path.write_bytes(content)
     with caplog.at_level(logging.ERROR, logger="edge.events"):
-        assert log.restart_ends(now=T0) == []
+        sent: list[EventMessage] = []
+        assert log.restart_ends(send=sent.append, now=T0) == []
+    assert sent == []
     assert str(log.path) in caplog.text
     assert journal(tmp_path).read() == {}  # replaced by an empty one: not logged again at the next start
     emitter = EventEmitter(device_id="cam-1", event_type=EventType.OBJECT_THROWN, journal=log)
@@ -108,6 +112,21 @@ def test_an_entry_that_cannot_be_ended_is_logged_and_the_others_are_ended(
     raw["open"]["broken"] = dict(raw["open"][good.event_id], event_id="broken", type="no_such_type")
     journal(tmp_path).path.write_text(json.dumps(raw))
     with caplog.at_level(logging.ERROR, logger="edge.events"):
-        ends = journal(tmp_path).restart_ends(now=T0)
+        ends = journal(tmp_path).restart_ends(send=lambda _: None, now=T0)
     assert [m.event_id for m in ends] == [good.event_id]
     assert "cannot end event broken" in caplog.text
+
+
+def test_a_journal_that_cannot_be_written_is_logged_and_the_event_still_goes_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full or read-only card: the journal is a safety net, the event (and the agent) go on."""
+    (tmp_path / "a-file").write_text("")  # its "directory" is a file: every write fails (even as root)
+    unwritable = OpenEventJournal(tmp_path / "a-file" / "agent.open-events.json")
+    emitter = EventEmitter(device_id="cam-1", event_type=EventType.OBJECT_THROWN, journal=unwritable)
+    with caplog.at_level(logging.ERROR, logger="edge.events"):
+        new = emitter.open(ts=T0, severity=Severity.CRITICAL, details={})
+        end = emitter.end(ts=T0, details={})
+    assert (new.phase, end.phase, end.event_id) == ("new", "end", new.event_id)
+    assert not emitter.is_open
+    assert "not written" in caplog.text

@@ -208,6 +208,12 @@ def test_the_truths_zones_map_one_to_one_onto_the_config() -> None:
     assert own == [{"name": "gate", "polygon": [[0, 0], [9, 0], [9, 9]], "dwell_s": 60.0, "grace_s": 30}]
     with pytest.raises(ValueError, match="video file or the source"):
         analyzer_config_from_truth(truth)
+    # An override is merged into the section's defaults: another model keeps the label map that
+    # turns COCO's motorcycle and bicycle into the vehicle classes motorbike and ebike.
+    other = analyzer_config_from_truth(truth, source=section, overrides={"detector": {"model": "other.onnx"}})
+    assert str(other.detector.model) == "other.onnx"
+    assert other.detector.label_map == config.detector.label_map
+    assert {"motorcycle": "motorbike", "bicycle": "ebike"}.items() <= other.detector.label_map.items()
 
 
 def test_an_overstayer_through_the_agent_is_recalled_with_its_dwell() -> None:

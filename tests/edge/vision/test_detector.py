@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.vision.config import DetectorConfig
-from edge.vision.detector import Detector, DetectorOptions, ModelError, letterbox
+from edge.vision.detector import Detector, DetectorOptions, ModelError, labels_problem, letterbox
 from tests.edge.vision.onnx_builders import citywatch_model, yolo_model
 
 SIZE = 320
@@ -239,3 +239,14 @@ def test_retuned_keeps_the_session_and_applies_new_thresholds(tmp_path: Path) ->
         detector.retuned(replace(detector.options, class_thresholds={"scooter": 0.5}))
     with pytest.raises(ModelError, match="model_path cannot change on a loaded model"):
         detector.retuned(replace(detector.options, model_path=tmp_path / "other.onnx"))
+
+
+def test_labels_problem_names_what_the_model_does_not_output_after_its_label_map(tmp_path: Path) -> None:
+    """One check for a preflight and for a config applied live (street vehicle_classes, lift triggers)."""
+    model = two_wheeler_model(tmp_path / "coco.onnx", [yolo_row((10.0, 10.0, 50.0, 50.0), [0.9, 0.0, 0.0])])
+    detector = Detector.load(DetectorOptions(model_path=model, label_map=EBIKE_MAP))
+    assert labels_problem("street.vehicle_classes", ["ebike", "person"], detector) is None
+    problem = labels_problem("street.vehicle_classes", ["ebike", "lorry", "bicycle"], detector)
+    assert problem == (
+        "street.vehicle_classes: ['bicycle', 'lorry'] are not among the model's labels ['person', 'ebike']"
+    )
