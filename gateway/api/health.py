@@ -9,7 +9,6 @@ undelivered notifications, the telemetry store. HTTP 503 when the database canno
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,13 +54,13 @@ def health(
     except Exception as exc:  # report, don't raise: health must answer when the database is down
         read_error = redact_text(repr(exc))[:300]
     counts: dict[str, Any] = {}
-    presence: Counter[str] = Counter()
+    presence: dict[str, int] = {}
     if read_error is None:
         silent_after = timedelta(seconds=services.settings.DEVICE_OFFLINE_AFTER_S)
-        for device in session.scalars(select(Device)):
-            presence[devices_service.presence(device, silent_after=silent_after)] += 1
+        counted = devices_service.presence_counts(session=session, silent_after=silent_after, now=utcnow())
+        presence = {state: count for state, count in counted.items() if count}
         counts = {
-            "devices": presence.total(),
+            "devices": sum(presence.values()),
             "events": events_service.count(session=session),
             "outbox": dispatch_service.counts_by_status(session=session),
             "telemetry": _telemetry_count(services),

@@ -7,9 +7,9 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import cast, get_args
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, not_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from citywatch.protocol.messages import DeviceType, StateMessage
@@ -124,6 +124,25 @@ def presence(device: Device, *, silent_after: timedelta, now: datetime | None = 
     if device.last_seen is not None and now - device.last_seen > silent_after:
         return "silent"
     return "online"
+
+
+def presence_counts(*, session: Session, silent_after: timedelta, now: datetime) -> dict[str, int]:
+    """Devices per presence, counted by the database: ``presence`` as one SQL CASE (loading 10,000 rows
+    to call it took over a second; tests hold the two to the same answers). For /health and /metrics."""
+    heard_since_offline = and_(
+        Device.last_seen.is_not(None),
+        or_(Device.presence_changed_at.is_(None), Device.last_seen > Device.presence_changed_at),
+    )
+    presence = case(
+        (and_(Device.session == 0, Device.last_seen.is_(None)), "never_seen"),
+        (not_(or_(Device.online.is_(True), heard_since_offline)), "offline"),
+        (and_(Device.last_seen.is_not(None), Device.last_seen < now - silent_after), "silent"),
+        else_="online",
+    )
+    counts = dict.fromkeys(get_args(Presence), 0)
+    for state, count in session.execute(select(presence, func.count()).group_by(presence)):
+        counts[state] = count
+    return counts
 
 
 def to_read(device: Device, *, silent_after: timedelta) -> DeviceRead:

@@ -142,9 +142,12 @@ def enqueue(
     return rows
 
 
-def counts_by_status(*, session: Session) -> dict[str, int]:
-    rows = session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
-    return {status: count for status, count in rows}
+def counts_by_status(*, session: Session, statuses: Iterable[str] | None = None) -> dict[str, int]:
+    """Outbox rows per status; ``statuses``: only these (delivered rows grow for ever)."""
+    query = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    if statuses is not None:
+        query = query.where(OutboxMessage.status.in_(list(statuses)))
+    return {status: count for status, count in session.execute(query)}
 
 
 def endpoint_states(*, session: Session) -> list[dict[str, object]]:

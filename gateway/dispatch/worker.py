@@ -256,6 +256,9 @@ class DispatchWorker:
         if self._record_failed or not record_async:
             self._record_pending()  # first: what the last round sent while the database was away
         now = utcnow()
+        # The claim runs out lease_s after ``now``: the last POST starts timeout_s before that, counted
+        # from the same moment (not after the scan and the claim, which may have waited on the database).
+        send_until = time.monotonic() + self._options.lease_s - self._options.timeout_s
         runs, next_due = self._due_runs(now)
         if runs:
             runs = self._claim(runs, now)
@@ -265,7 +268,6 @@ class DispatchWorker:
                 if next_due is None
                 else min(self._options.idle_poll_s, max(0.0, (next_due - now).total_seconds()))
             )
-        send_until = time.monotonic() + self._options.lease_s - self._options.timeout_s
         posted = list(self._pool.map(lambda run: self._post_run(run, send_until), runs))
         self._unrecorded += [
             Sent(results, run, self._learn_answers(results))

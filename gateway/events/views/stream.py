@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Annotated, Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Header, Query, Request
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sse_starlette.sse import EventSourceResponse
 
 from gateway.api.deps import ServicesDep
@@ -29,11 +29,22 @@ LATE_WINDOW = 200  # ids below the cursor still looked at: changes committed aft
 
 
 def _changes_after(services: Any, after: int) -> list[dict[str, Any]]:
+    return _changes(services, EventAudit.id > after)
+
+
+def _late_changes(services: Any, ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Those of ``ids`` committed by now: ids are taken when a transaction writes, rows are seen when it
+    commits, so with several writers (gateways, threads) a lower id can appear after a higher one was
+    streamed. The stream asks only for the ids it skipped (on SQLite, one writer: none)."""
+    return _changes(services, EventAudit.id.in_(sorted(ids)))
+
+
+def _changes(services: Any, condition: ColumnElement[bool]) -> list[dict[str, Any]]:
     with services.read_session_factory() as session:
         rows = session.execute(
             select(EventAudit, Event.state, Event.type, Event.device_id, Event.department)
             .join(Event, Event.id == EventAudit.event_id)
-            .where(EventAudit.id > after)
+            .where(condition)
             .order_by(EventAudit.id)
             .limit(BATCH)
         )
@@ -54,23 +65,6 @@ def _changes_after(services: Any, after: int) -> list[dict[str, Any]]:
             }
             for audit, state, type_, device_id, department in rows
         ]
-
-
-def _late_changes(services: Any, after: int, upto: int, sent: set[int]) -> list[dict[str, Any]]:
-    """Changes with ids in (after, upto] not sent yet: ids are taken when a transaction writes, rows are
-    seen when it commits, so with several writers (gateways, threads) a lower id can appear after a
-    higher one was streamed."""
-    with services.read_session_factory() as session:
-        ids = [
-            audit_id
-            for audit_id in session.scalars(
-                select(EventAudit.id).where(EventAudit.id > after, EventAudit.id <= upto)
-            )
-            if audit_id not in sent
-        ]
-    if not ids:
-        return []
-    return [change for change in _changes_after(services, min(ids) - 1) if change["audit_id"] in ids]
 
 
 def _latest_id(services: Any) -> int:
@@ -102,19 +96,21 @@ async def stream_events(
 
     async def changes() -> AsyncIterator[dict[str, str]]:
         cursor = start
-        sent: set[int] = set()  # ids within LATE_WINDOW below the cursor that were streamed
+        skipped: set[int] = set()  # ids within LATE_WINDOW below the cursor not seen yet: may still commit
         while not (stopping is not None and stopping.is_set()):
             batch = await to_thread.run_sync(_changes_after, services, cursor)
-            floor = max(start, cursor - LATE_WINDOW)
-            if sent and cursor > start:
-                late = await to_thread.run_sync(_late_changes, services, floor, cursor, sent)
+            if skipped:
+                late = await to_thread.run_sync(_late_changes, services, skipped)
+                skipped.difference_update(change["audit_id"] for change in late)
                 batch = late + batch
             for change in batch:
-                # The SSE id stays the highest streamed: a late change must not rewind Last-Event-ID.
-                cursor = max(cursor, change["audit_id"])
-                sent.add(change["audit_id"])
+                audit_id = change["audit_id"]
+                if audit_id > cursor:
+                    skipped.update(range(max(cursor + 1, audit_id - LATE_WINDOW), audit_id))
+                    # The SSE id stays the highest streamed: a late change must not rewind Last-Event-ID.
+                    cursor = audit_id
                 yield {"id": str(cursor), "event": change["action"], "data": json.dumps(change)}
-            sent = {audit_id for audit_id in sent if audit_id > cursor - LATE_WINDOW}
+            skipped = {audit_id for audit_id in skipped if audit_id > cursor - LATE_WINDOW}
             if not batch:
                 if await request.is_disconnected():
                     return

@@ -20,11 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from citywatch.protocol.topics import Channel
-from gateway.api.metrics import METRICS_PATH, make_registry, presence_counts
+from gateway.api.metrics import METRICS_PATH, make_registry
 from gateway.auth.roles import Role
 from gateway.db import make_engine, make_sessionmaker, migrate, utcnow
 from gateway.devices import service as devices_service
 from gateway.devices.models import Device
+from gateway.devices.service import presence_counts
 from gateway.runner import GatewayApp
 from simulators.dispatch_centre import DispatchCentreSimulator
 from tests.gateway.conftest import SITE
