@@ -228,7 +228,12 @@ class MqttIngest:
         # Sleeping, then taking what came, rather than waiting on the queue: a wait is woken by every
         # message, a thread switch and a GIL hand-off per message while the network thread is busiest.
         self._drain_into(batch)
-        if len(batch) < self._options.max_batch and self._options.linger_s > 0:
+        # ...but not with an event in hand: an event is stored at once, whatever came with it.
+        if (
+            len(batch) < self._options.max_batch
+            and self._options.linger_s > 0
+            and not any(isinstance(delivery.decoded.message, EventMessage) for delivery in batch)
+        ):
             time.sleep(self._options.linger_s)
             self._drain_into(batch)
         return batch

@@ -165,7 +165,7 @@ class BatchProcessor:
             # By device (stable: a device's own messages keep their order): gateways of a share group
             # then lock rows in one order, rather than deadlocking on each other's batches.
             transactional.sort(key=lambda delivery: delivery.decoded.topic.device_id)
-            self._transact(transactional, result)
+            self._transact(transactional, result, flush_presence=flush_presence)
         for reason, detail, topic, refused in result.refused:
             self.refuse(reason, detail, str(topic), refused)
         return result
@@ -174,7 +174,7 @@ class BatchProcessor:
         # Gateway time, not the device's: replays carry old device times and device clocks drift.
         self._last_seen[device_id] = self._now
 
-    def _transact(self, deliveries: Sequence[Delivery], result: BatchResult) -> None:
+    def _transact(self, deliveries: Sequence[Delivery], result: BatchResult, *, flush_presence: bool) -> None:
         with self._sessions() as session, session.begin():
             completed: defaultdict[int, list[EvidenceItem]] = defaultdict(list)  # event pk -> new items
             for delivery in deliveries:
@@ -221,8 +221,18 @@ class BatchProcessor:
             for event_pk, items in completed.items():  # after the batch's events: they may be among them
                 evidence_service.announce(session=session, event_pk=event_pk, items=items)
                 result.outbox_changed = True
-            devices_service.record_last_seen(session=session, last_seen=self._last_seen)
-        self._last_seen.clear()
+            # Only this transaction's own devices, but for the periodic flush: the telemetry devices'
+            # rows are what the other gateways of a share group update too, and an event's transaction
+            # that locked them would wait for those gateways' commits.
+            own = {delivery.decoded.topic.device_id for delivery in deliveries}
+            recorded = (
+                dict(self._last_seen)
+                if flush_presence
+                else {device_id: seen for device_id, seen in self._last_seen.items() if device_id in own}
+            )
+            devices_service.record_last_seen(session=session, last_seen=recorded)
+        for device_id in recorded:
+            del self._last_seen[device_id]
 
     def _apply_evidence(
         self,
