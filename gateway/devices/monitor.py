@@ -200,12 +200,16 @@ class PresenceMonitor:
                 result.skipped = True
                 return None
             held_from = time.monotonic()
+            # The chunk's devices in one read, under the lock: each work's session.get finds its own
+            # (held here: the session's identity map keeps only what is referenced).
+            loaded = session.scalars(select(Device).where(Device.id.in_(device_ids))).all()
             now = self._options.clock()  # per transaction: the event says when it was raised
             for device_id in device_ids:
                 if done and time.monotonic() - held_from > self._options.max_write_s:
                     break
                 changed = work(session, device_id, now, result) or changed
                 done += 1
+            del loaded
         took = time.monotonic() - held_from  # the lock held, commit included
         result.transactions += 1
         result.longest_write_s = max(result.longest_write_s, took)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from citywatch.protocol.messages import GATEWAY_EVENT_TYPES
 from gateway.events.models import Event, EventRevision
 from gateway.evidence.models import EvidenceItem, EvidenceLink, EvidencePart, EvidenceStatus, PendingEvidence
 
@@ -89,6 +90,8 @@ def event_links(session: Session, event: Event, *, base_url: str) -> list[Eviden
                 received_at=None,
             )
         )
+    if event.type in GATEWAY_EVENT_TYPES:
+        return links  # raised by the gateway itself: no device files evidence under it (a read saved)
     links += [link(item, base_url=base_url, event_id=event.id) for item in items_of(session, event)]
     return links
 

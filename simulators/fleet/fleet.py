@@ -173,7 +173,12 @@ _CAMERA_TAGS = '"agent":"elevator"'
 
 
 def _camera_health_fields(uptime_s: float) -> str:
-    return f'"uptime_s":{uptime_s:.1f},"fps":10.0,"frames_dropped":0,"outbox_depth":0,"refusals_received":0'
+    # the camera agents' own health fields (edge/vision/health.py), at a steady 10 fps
+    return (
+        f'"uptime_s":{uptime_s:.1f},"fps_in":10.0,"fps_processed":10.0,"inferences_per_s":10.0,'
+        '"inference_ms":12.0,"inference_ms_max":15.0,"dropped_frames":0,"dropped_frames_total":0,'
+        '"reconnects":0,"rss_mb":180.0,"uplink_queue_depth":0,"refusals_received":0'
+    )
 
 
 def _culvert_health_fields(uptime_s: float, samples: int) -> str:
