@@ -15,10 +15,11 @@ reports the desired version.
 Timing: the next pass is due at the earliest deadline (``last_seen + offline_after`` of the devices with no
 open event: one aggregate query), not on a fixed cadence, so a device is raised within about a second of
 its own deadline; while any device_offline is open, passes come every ``returns_every_s`` to end them.
-Work is done in chunks (``chunk_size`` devices, committed early past ``max_write_s``), one short write
-transaction each (SQLite's write lock, PostgreSQL's "presence" advisory lock), with the dispatch worker
-woken after every commit: when a thousand devices drop at once, the first events go out at once and the
-ingest's and the API's writes interleave.
+Work is done in chunks of ``chunk_size`` devices, one short write transaction each (SQLite's write
+lock, PostgreSQL's "presence" advisory lock), with the dispatch worker woken after every commit: when a
+thousand devices drop at once, the first events go out at once and the ingest's and the API's writes
+interleave. A chunk's events are raised, or ended, together (``events.service.raise_gateway_events``,
+``clear_conditions``: one look-up, their rows written together, a few milliseconds an event).
 """
 
 from __future__ import annotations
@@ -50,8 +51,7 @@ DRIFT_SEVERITY = Severity.NOTICE
 class PresenceOptions:
     """``clock`` is injectable so tests can move time on. ``check_every_s``: the longest wait between passes
     (None = a tenth of the timeout, at most 30 s); a pass comes sooner when a deadline falls due, but not
-    within ``min_interval_s`` of the last one. ``chunk_size``: devices per write transaction at most, and
-    ``max_write_s`` the time it may hold the write lock (it commits after the device past that).
+    within ``min_interval_s`` of the last one. ``chunk_size``: devices per write transaction at most.
     ``start_grace_s``: the first pass after a start (None = ``check_every_s``), time for the ingest to
     catch up on what the broker queued while the gateway was down."""
 
@@ -60,7 +60,6 @@ class PresenceOptions:
     min_interval_s: float = 0.5
     returns_every_s: float = 1.0
     chunk_size: int = 50
-    max_write_s: float = 0.25
     start_grace_s: float | None = None
 
 
@@ -75,8 +74,9 @@ class PresenceCheck:
     skipped: bool = False  # another gateway held the lock: the rest is its work, or the next pass's
 
 
-# The work on one device in a write transaction: (session, device id, now, result) -> changed anything.
-_Work = Callable[[Session, str, datetime, PresenceCheck], bool]
+# The work on a chunk of devices in a write transaction: (session, device ids, now, result) -> changed
+# anything.
+_ChunkWork = Callable[[Session, list[str], datetime, PresenceCheck], bool]
 
 
 class PresenceMonitor:
@@ -162,8 +162,8 @@ class PresenceMonitor:
         # Heard from again (even if silent again since: end, then raise anew). Decided on the read, so a
         # pass with nothing to end takes no write lock; each is read again under the lock.
         to_end = sorted(device_id for device_id, back in open_events.items() if back)
-        if self._write_all(result, self._raise_one, to_raise):
-            self._write_all(result, self._end_one, to_end)
+        if self._write_all(result, self._raise_chunk, to_raise):
+            self._write_all(result, self._end_chunk, to_end)
         if result.drift_raised or result.drift_ended:
             self._on_outbox_changed()
         if result.raised or result.ended:
@@ -176,20 +176,17 @@ class PresenceMonitor:
             )
         return result
 
-    def _write_all(self, result: PresenceCheck, work: _Work, device_ids: list[str]) -> bool:
+    def _write_all(self, result: PresenceCheck, work: _ChunkWork, device_ids: list[str]) -> bool:
         """``work`` on every device, a chunk per transaction; False if another gateway held the lock."""
-        while device_ids:
-            done = self._write(result, work, device_ids[: self._options.chunk_size])
-            if done is None:
-                return False
-            device_ids = device_ids[done:]
-        return True
+        size = self._options.chunk_size
+        return all(
+            self._write(result, work, device_ids[i : i + size]) for i in range(0, len(device_ids), size)
+        )
 
-    def _write(self, result: PresenceCheck, work: _Work, device_ids: list[str]) -> int | None:
-        """One short write transaction under the cluster-wide lock, ended early past ``max_write_s``; the
-        dispatch worker is woken after its commit when it changed anything. Returns the devices done;
-        None if another gateway holds the lock (the rest of this pass is skipped)."""
-        done, changed = 0, False
+    def _write(self, result: PresenceCheck, work: _ChunkWork, device_ids: list[str]) -> bool:
+        """One short write transaction under the cluster-wide lock; the dispatch worker is woken after its
+        commit when it changed anything. False if another gateway holds the lock (the rest of this pass is
+        skipped)."""
         with self._sessions() as session, session.begin():
             session.connection()  # BEGIN: SQLite's write lock is taken here; timed from then on
             # Every gateway runs this monitor; the writes are one transaction at a time cluster-wide (see
@@ -198,78 +195,78 @@ class PresenceMonitor:
             # that waited for another's commit raises nothing twice.
             if not singleton_lock(session, "presence"):
                 result.skipped = True
-                return None
+                return False
             held_from = time.monotonic()
-            # The chunk's devices in one read, under the lock: each work's session.get finds its own
-            # (held here: the session's identity map keeps only what is referenced).
-            loaded = session.scalars(select(Device).where(Device.id.in_(device_ids))).all()
             now = self._options.clock()  # per transaction: the event says when it was raised
-            for device_id in device_ids:
-                if done and time.monotonic() - held_from > self._options.max_write_s:
-                    break
-                changed = work(session, device_id, now, result) or changed
-                done += 1
-            del loaded
+            changed = work(session, device_ids, now, result)
         took = time.monotonic() - held_from  # the lock held, commit included
         result.transactions += 1
         result.longest_write_s = max(result.longest_write_s, took)
         self.longest_write_s = max(self.longest_write_s, took)
         if changed:
             self._on_outbox_changed()
-        return done
+        return True
 
-    def _raise_one(self, session: Session, device_id: str, now: datetime, result: PresenceCheck) -> bool:
-        device = session.get(Device, device_id)
-        if device is None or device.last_seen is None or device.last_seen >= now - self._offline_after:
-            return False  # heard from since the read
-        event = events_service.raise_gateway_event(
-            session=session,
-            device=device,
-            event_type=EventType.DEVICE_OFFLINE,
-            severity=OFFLINE_SEVERITY,
-            details=DeviceOfflineDetails(
+    def _raise_chunk(
+        self, session: Session, device_ids: list[str], now: datetime, result: PresenceCheck
+    ) -> bool:
+        """device_offline for the chunk's devices still silent, raised together (read again under the lock)."""
+        silent = [
+            device
+            for device in session.scalars(select(Device).where(Device.id.in_(device_ids)).order_by(Device.id))
+            if device.last_seen is not None and device.last_seen < now - self._offline_after
+        ]
+        details = {
+            device.id: DeviceOfflineDetails(
                 last_seen=device.last_seen.isoformat(),
                 offline_after_s=self._offline_after.total_seconds(),
                 by_will=not devices_service.is_live(device),
-            ).model_dump(),
-            at=now,
-        )
-        if event is None:
-            return False
-        result.raised.append(device_id)
-        log.warning(
-            "device %s not heard from since %s: device_offline event %d",
-            device_id,
-            device.last_seen.isoformat(timespec="seconds"),
-            event.id,
-        )
-        return True
-
-    def _end_one(self, session: Session, device_id: str, now: datetime, result: PresenceCheck) -> bool:
-        device = session.get(Device, device_id)
-        if device is None:
-            return False
-        open_event = session.scalars(
-            select(Event).where(
-                Event.device_id == device_id,
-                Event.type == EventType.DEVICE_OFFLINE,
-                Event.cleared_at.is_(None),
-            )
-        ).first()
-        if open_event is None or not _heard_again(device, open_event.details):
-            return False
-        ended = events_service.end_gateway_event(
+            ).model_dump()
+            for device in silent
+            if device.last_seen is not None
+        }
+        raised = events_service.raise_gateway_events(
             session=session,
-            device=device,
+            devices=silent,
             event_type=EventType.DEVICE_OFFLINE,
-            note="device heard from again",
+            severity=OFFLINE_SEVERITY,
+            details=details,
             at=now,
         )
-        if ended is None:
-            return False
-        result.ended.append(device_id)
-        log.info("device %s is back: device_offline event %d ended", device_id, ended.id)
-        return True
+        for event in raised:
+            result.raised.append(event.device_id)
+            log.warning(
+                "device %s not heard from since %s: device_offline event %d",
+                event.device_id,
+                event.details["last_seen"],
+                event.id,
+            )
+        return bool(raised)
+
+    def _end_chunk(
+        self, session: Session, device_ids: list[str], now: datetime, result: PresenceCheck
+    ) -> bool:
+        """The chunk's device_offline events whose devices were heard from since, ended together (read
+        again under the lock)."""
+        devices = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(device_ids)))}
+        back = [
+            event
+            for event in session.scalars(
+                select(Event)
+                .where(
+                    Event.device_id.in_(device_ids),
+                    Event.type == EventType.DEVICE_OFFLINE,
+                    Event.cleared_at.is_(None),
+                )
+                .order_by(Event.device_id)
+            )
+            if _heard_again(devices[event.device_id], event.details)
+        ]
+        events_service.clear_conditions(session=session, events=back, at=now, note="device heard from again")
+        for event in back:
+            result.ended.append(event.device_id)
+            log.info("device %s is back: device_offline event %d ended", event.device_id, event.id)
+        return bool(back)
 
     def _check_drift(self, now: datetime, result: PresenceCheck) -> None:
         assert self._drift_after is not None

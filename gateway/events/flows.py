@@ -102,9 +102,13 @@ def publish(
     policy: EventPolicy,
     at: datetime,
     note: str | None = None,
+    flush: bool = True,
 ) -> None:
-    """Render the next CAP message of the event and queue the push to its department's endpoints."""
-    session.flush()  # the event needs its id and uid
+    """Render the next CAP message of the event and queue the push to its department's endpoints.
+    ``flush=False``: the caller has flushed the event (it has its id and uid); what this adds is then
+    written with the caller's other rows, many events' in one statement."""
+    if flush:
+        session.flush()  # the event needs its id and uid
     # The evidence links, read once: the CAP <resource>s and the webhook's ``evidence`` are the same list.
     links = event_links(session, event, base_url=policy.cap.web_base_url)
     message = cap_service.next_message(

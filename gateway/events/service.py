@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from citywatch.protocol.messages import EventMessage, EventPhase, EventType, Severity
+from citywatch.protocol.messages import GATEWAY_EVENT_TYPES, EventMessage, EventPhase, EventType, Severity
 from gateway.auth.roles import Role
 from gateway.cap import service as cap_service
 from gateway.db import utcnow
@@ -30,7 +30,7 @@ from gateway.events.lifecycle.models import (
     TransitionRequest,
     WorkItem,
 )
-from gateway.events.lifecycle.plans import Area, dispatch_request, plan_raised_condition
+from gateway.events.lifecycle.plans import Area, ConditionPlan, dispatch_request, plan_raised_condition
 from gateway.events.lifecycle.transitions import apply_transition
 from gateway.events.models import Event, EventAudit, EventRevision
 from gateway.events.policy import EVENT_POLICY_KEY, EventPolicy, default_routing
@@ -163,46 +163,32 @@ def raise_condition(
     """A condition is (newly) raised: de-duplicate, route, dispatch and push in the caller's transaction."""
     policy = policy_of(session)
     now = policy.clock()
-    window_start = seen_at - policy.suppression_window
     candidates = session.scalars(
         select(Event)
         .where(
             Event.device_id == device.id,
             Event.type == event_type,
-            or_(Event.state.not_in([s.value for s in FINISHED_STATES]), Event.last_device_ts >= window_start),
+            _may_take(seen_at - policy.suppression_window),
         )
         .order_by(Event.id)
         .with_for_update(key_share=True)  # the merge below counts on them: see LOCK
         .execution_options(populate_existing=True)
     ).all()
-    plan = plan_raised_condition(
-        condition=RaisedCondition(
-            device_id=device.id, event_type=event_type, severity=Severity(severity), seen_at=seen_at
-        ),
-        known=[_known(event) for event in candidates],
-        area=Area(site=device.site, grid=device.grid, town=device.town),
-        table=policy.routing,
-        suppression_window=policy.suppression_window,
-        now=now,
-    )
+    plan = _plan(device, event_type, Severity(severity), seen_at, candidates, policy, now)
     decision = plan.decision
     if decision.action is DedupAction.NEW:
-        event = Event(
-            device_id=device.id,
-            site=device.site,
-            type=event_type,
-            severity=severity,
-            confidence=confidence,
-            state=EventState.NEW,
-            details=details,
-            snapshot_id=snapshot_id,
-            device_event_id=device_event_id,
-            last_seq=seq,
-            revisions=1,
+        event = _new_event(
+            device,
+            event_type,
+            severity,
+            confidence,
+            details,
             started_at=started_at,
-            last_device_ts=seen_at,
-            created_at=now,
-            updated_at=now,
+            seen_at=seen_at,
+            device_event_id=device_event_id,
+            seq=seq,
+            snapshot_id=snapshot_id,
+            now=now,
         )
         try:
             # A savepoint: when another gateway opened this (device, type)'s event since the look-up
@@ -265,12 +251,7 @@ def raise_condition(
             )
         event.cleared_at = None
         outcome = Outcome.UPDATED
-    if plan.route is not None and plan.route.rule_id is not None:
-        event.rule_id = plan.route.rule_id
-    for request in plan.requests:
-        flows.transition(session=session, event=event, request=request)
-    if plan.triage_deadline is not None:
-        event.dispatched_at, event.deadline = now, plan.triage_deadline
+    _follow_plan(session=session, event=event, plan=plan, now=now)
     if plan.push is not None and event.department is not None:
         message_type = CREATED if outcome is Outcome.CREATED else UPDATED
         flows.publish(session=session, event=event, message_type=message_type, policy=policy, at=now)
@@ -279,18 +260,95 @@ def raise_condition(
     return outcome, event
 
 
+def _may_take(window_start: datetime) -> ColumnElement[bool]:
+    """SQL: the events a newly raised condition may fold into (de-duplication's candidates)."""
+    return or_(Event.state.not_in([s.value for s in FINISHED_STATES]), Event.last_device_ts >= window_start)
+
+
+def _plan(
+    device: Device,
+    event_type: str,
+    severity: Severity,
+    seen_at: datetime,
+    candidates: Sequence[Event],
+    policy: EventPolicy,
+    now: datetime,
+) -> ConditionPlan:
+    return plan_raised_condition(
+        condition=RaisedCondition(
+            device_id=device.id, event_type=event_type, severity=severity, seen_at=seen_at
+        ),
+        known=[_known(event) for event in candidates],
+        area=Area(site=device.site, grid=device.grid, town=device.town),
+        table=policy.routing,
+        suppression_window=policy.suppression_window,
+        now=now,
+    )
+
+
+def _new_event(
+    device: Device,
+    event_type: str,
+    severity: Severity,
+    confidence: float,
+    details: dict[str, Any],
+    *,
+    started_at: datetime,
+    seen_at: datetime,
+    device_event_id: str,
+    seq: int,
+    snapshot_id: str | None,
+    now: datetime,
+) -> Event:
+    return Event(
+        device_id=device.id,
+        site=device.site,
+        type=event_type,
+        severity=severity,
+        confidence=confidence,
+        state=EventState.NEW,
+        details=details,
+        snapshot_id=snapshot_id,
+        device_event_id=device_event_id,
+        last_seq=seq,
+        revisions=1,
+        started_at=started_at,
+        last_device_ts=seen_at,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _follow_plan(*, session: Session, event: Event, plan: ConditionPlan, now: datetime) -> None:
+    """The routing and lifecycle steps the plan asks for (before the push)."""
+    if plan.route is not None and plan.route.rule_id is not None:
+        event.rule_id = plan.route.rule_id
+    for request in plan.requests:
+        flows.transition(session=session, event=event, request=request)
+    if plan.triage_deadline is not None:
+        event.dispatched_at, event.deadline = now, plan.triage_deadline
+
+
 def clear_condition(*, session: Session, event: Event, at: datetime, note: str) -> None:
     """The device reports the condition over: recorded and pushed; the work item stays as it is."""
+    clear_conditions(session=session, events=[event], at=at, note=note)
+
+
+def clear_conditions(*, session: Session, events: Sequence[Event], at: datetime, note: str) -> None:
+    """``clear_condition`` for many events at once: their changes and pushes written together."""
     policy = policy_of(session)
     now = policy.clock()
-    event.cleared_at = at
-    event.updated_at = now
-    flows.transition(
-        session=session,
-        event=event,
-        request=TransitionRequest(action=Action.CONDITION_CLEARED, actor=SYSTEM_ACTOR, at=now, note=note),
-    )
-    flows.publish(session=session, event=event, message_type=CLEARED, policy=policy, at=now)
+    for event in events:
+        event.cleared_at = at
+        event.updated_at = now
+        flows.transition(
+            session=session,
+            event=event,
+            request=TransitionRequest(action=Action.CONDITION_CLEARED, actor=SYSTEM_ACTOR, at=now, note=note),
+        )
+    session.flush()
+    for event in events:
+        flows.publish(session=session, event=event, message_type=CLEARED, policy=policy, at=now, flush=False)
 
 
 def _known(event: Event) -> KnownEvent:
@@ -583,6 +641,88 @@ def raise_gateway_event(
         actor=GATEWAY_ACTOR,
     )
     return event
+
+
+def raise_gateway_events(
+    *,
+    session: Session,
+    devices: Sequence[Device],
+    event_type: EventType,
+    severity: Severity,
+    details: Mapping[str, dict[str, Any]],
+    at: datetime,
+) -> list[Event]:
+    """``raise_gateway_event`` for many devices at once (a thousand dropping together): one look-up for
+    them all, their new events inserted in one statement and their audit lines in another; a device
+    whose condition may fold into a recent event goes the one-at-a-time way. ``details`` by device id.
+
+    For the gateway's own event types only (raised under the caller's cluster-wide lock, so no other
+    writer inserts the same device's open event meanwhile: no savepoint per event)."""
+    assert event_type in GATEWAY_EVENT_TYPES
+    policy = policy_of(session)
+    now = policy.clock()
+    window_start = at - policy.suppression_window
+    rows = session.scalars(
+        select(Event)
+        .where(
+            Event.device_id.in_([device.id for device in devices]),
+            Event.type == event_type,
+            or_(Event.cleared_at.is_(None), _may_take(window_start)),
+        )
+        .order_by(Event.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    ).all()
+    known: dict[str, list[Event]] = {}
+    for row in rows:
+        known.setdefault(row.device_id, []).append(row)
+    device_event_id = f"gw-{event_type}-{int(at.timestamp())}"[:64]
+    raised: list[Event] = []
+    fresh: list[tuple[Event, ConditionPlan]] = []
+    for device in devices:
+        events = known.get(device.id, [])
+        if any(event.cleared_at is None for event in events):
+            continue  # active: raised once, not on every check
+        candidates = [e for e in events if e.state not in FINISHED_STATES or e.last_device_ts >= window_start]
+        plan = _plan(device, event_type, severity, at, candidates, policy, now)
+        if plan.decision.action is not DedupAction.NEW:
+            event = raise_gateway_event(
+                session=session,
+                device=device,
+                event_type=event_type,
+                severity=severity,
+                details=details[device.id],
+                at=at,
+            )
+            raised += [event] if event is not None else []
+            continue
+        event = _new_event(
+            device,
+            event_type,
+            severity,
+            1.0,
+            dict(details[device.id]),
+            started_at=at,
+            seen_at=at,
+            device_event_id=device_event_id,
+            seq=0,
+            snapshot_id=None,
+            now=now,
+        )
+        fresh.append((event, plan))
+    session.add_all([event for event, _ in fresh])
+    session.flush()
+    for event, plan in fresh:
+        cap_service.started_chain(session=session, event=event)
+        flows.annotate(
+            session=session, event=event, action="created", actor=GATEWAY_ACTOR, role="device", at=now
+        )
+        _follow_plan(session=session, event=event, plan=plan, now=now)
+    session.flush()  # the lifecycle's changes and audit lines, all events' at once
+    for event, _ in fresh:
+        flows.publish(session=session, event=event, message_type=CREATED, policy=policy, at=now, flush=False)
+        raised.append(event)
+    return raised
 
 
 def end_gateway_event(

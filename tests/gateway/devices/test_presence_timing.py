@@ -24,7 +24,7 @@ from gateway.db import make_engine, make_sessionmaker, migrate, read_sessionmake
 from gateway.devices import service as devices_service
 from gateway.devices.models import Device
 from gateway.devices.monitor import PresenceMonitor, PresenceOptions
-from gateway.events.models import Event
+from gateway.events.models import Event, EventAudit
 from tests.gateway.test_postgres import postgres_url  # noqa: F401  (fixture)
 from tests.support.polling import wait_until
 
@@ -129,7 +129,7 @@ def test_each_device_is_raised_within_a_second_of_its_own_deadline(db: Db) -> No
 @pytest.mark.slow  # 200 events raised: a few seconds
 def test_a_storm_is_raised_in_chunks_each_visible_at_once_and_once_only(db: Db) -> None:
     devices = db.provision(200)
-    monitor = db.monitor(offline_after_s=60.0, chunk_size=50, max_write_s=60.0)
+    monitor = db.monitor(offline_after_s=60.0, chunk_size=50)
     db.heard(devices, utcnow() - timedelta(seconds=61))  # all silent past the window at once
 
     result = monitor.check()
@@ -144,12 +144,13 @@ def test_a_storm_is_raised_in_chunks_each_visible_at_once_and_once_only(db: Db) 
     assert (again.raised, again.transactions) == ([], 0)
     assert db.events_per_device() == dict.fromkeys(devices, 1)
 
-    # A transaction that has held the write lock past max_write_s commits after the device at hand.
-    hasty = db.monitor(offline_after_s=60.0, chunk_size=50, max_write_s=0.0)
+    # Those heard from again are ended in chunks too: 20 back, in chunks of 8.
+    small_chunks = db.monitor(offline_after_s=60.0, chunk_size=8)
     db.heard(devices[:20], utcnow())
-    back = hasty.check()
+    back = small_chunks.check()
     assert sorted(back.ended) == devices[:20] and back.raised == []
-    assert back.transactions == 20
+    assert back.transactions == 3
+    assert small_chunks.wakes == [200, 200, 200]  # type: ignore[attr-defined]  # (events, ended or not)
     with db.reads() as session:
         still_open = session.scalars(select(Event.device_id).where(Event.cleared_at.is_(None))).all()
     assert sorted(still_open) == devices[20:]
@@ -191,3 +192,35 @@ def test_several_gateways_raise_a_storm_exactly_once_on_postgres(postgres_url: s
             thread.join(60)
         assert sorted(raised) == devices
         assert db.events_per_device() == dict.fromkeys(devices, 1)
+
+
+def test_a_chunk_skips_the_raised_folds_a_return_and_opens_the_new(db: Db) -> None:
+    """Raised together: a device whose event is still active raises nothing; one back and silent again
+    while its work item is open folds into that item (the condition returned); a new one opens its own."""
+    still_off, returned, new = db.provision(3)
+    monitor = db.monitor(offline_after_s=60.0)
+    long_ago = utcnow() - timedelta(seconds=61)
+    db.heard([still_off, returned], long_ago)
+    assert sorted(monitor.check().raised) == [still_off, returned]
+    db.heard([returned], utcnow())
+    assert monitor.check().ended == [returned]
+
+    db.heard([returned, new], utcnow() - timedelta(seconds=61))
+    again = monitor.check()
+
+    assert sorted(again.raised) == sorted([returned, new])
+    assert db.events_per_device() == {still_off: 1, returned: 1, new: 1}
+    with db.reads() as session:
+        events = {event.device_id: event for event in session.scalars(select(Event))}
+        audit = {
+            device_id: [
+                entry.action
+                for entry in session.scalars(
+                    select(EventAudit).where(EventAudit.event_id == event.id).order_by(EventAudit.id)
+                )
+            ]
+            for device_id, event in events.items()
+        }
+    assert all(event.cleared_at is None for event in events.values())
+    assert audit[returned][-1] == "condition_returned"
+    assert audit[new][0] == "created" and audit[new] == audit[still_off]
