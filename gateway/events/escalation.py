@@ -49,23 +49,36 @@ class EscalationLoop:
                 return 0
             policy = policy_of(session)
             now = policy.clock()
-            overdue = {
+            overdue = (
+                Event.state.in_([state.value for state in SLA_RUNNING_STATES]),
+                Event.deadline.is_not(None),
+                Event.deadline <= now,
+            )
+            # Scanned without locks (most overdue events have had their escalations), then only those
+            # due are locked and judged again as they are now: ingest or the API may change one meanwhile
+            # (LOCK), and a pass must not hold every overdue event while it pushes.
+            scanned = session.scalars(select(Event).where(*overdue)).all()
+            due_ids = [
+                int(escalation.event_id)
+                for escalation in due_escalations(
+                    (sla_view(e) for e in scanned), now=now, policy=policy.escalation
+                )
+            ]
+            if not due_ids:
+                return 0
+            locked = {
                 str(event.id): event
                 for event in session.scalars(
                     select(Event)
-                    .where(
-                        Event.state.in_([state.value for state in SLA_RUNNING_STATES]),
-                        Event.deadline.is_not(None),
-                        Event.deadline <= now,
-                    )
+                    .where(Event.id.in_(due_ids), *overdue)
                     .order_by(Event.id)
-                    .with_for_update(key_share=True)  # ingest or the API may change one meanwhile (LOCK)
+                    .with_for_update(key_share=True)
                     .execution_options(populate_existing=True)
                 )
             }
-            due = due_escalations((sla_view(e) for e in overdue.values()), now=now, policy=policy.escalation)
+            due = due_escalations((sla_view(e) for e in locked.values()), now=now, policy=policy.escalation)
             for escalation in due:
-                event = overdue[escalation.event_id]
+                event = locked[escalation.event_id]
                 flows.transition(
                     session=session,
                     event=event,

@@ -4,11 +4,14 @@ Through real parts: the event hub of ``test_event_hub`` (Mosquitto, the gateway,
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import select
 
 from gateway.auth.roles import Role
 from gateway.dispatch.models import OutboxMessage
+from gateway.events.models import Event
 from tests.gateway.events import test_event_hub
 from tests.gateway.events.test_event_hub import Hub, _json_bodies
 from tests.gateway.test_postgres import postgres_url  # noqa: F401 (the fixture, for the PostgreSQL runs)
@@ -138,3 +141,31 @@ def test_a_finished_event_or_one_without_a_department_is_refused_with_the_reason
     with hub.gateway.read_session_factory() as session:
         queued = session.scalars(select(OutboxMessage.message_type).order_by(OutboxMessage.id)).all()
     assert queued == ["event.created"] * 2 + ["event.accept", "event.resolve", "event.close", "event.reject"]
+
+
+@pytest.mark.parametrize("hub", ["postgresql"], indirect=True)
+def test_an_escalation_pass_locks_only_the_events_it_escalates(hub: Hub) -> None:
+    """An overdue event past its last urge is not locked by the next pass: a writer holding it (the ingest
+    folding a repeat in, an operator acting) does not hold up the escalations due elsewhere."""
+    loop = hub.gateway.escalation
+    with hub.api() as admin:
+        hub.raise_event("culvert-1", "evt-quiet-0001")
+        quiet = hub.wait_event(admin, device_id="culvert-1", state="dispatched")["id"]
+        hub.clock.advance(minutes=31)
+        for _ in range(4):  # supervise, then urge up to max_urges (3)
+            assert loop.run_once() == 1
+            hub.clock.advance(minutes=10)
+        assert loop.run_once() == 0  # overdue, but nothing more to send
+        hub.raise_event("culvert-2", "evt-due-0001")
+        hub.wait_event(admin, device_id="culvert-2", state="dispatched")
+    hub.clock.advance(minutes=31)
+
+    done: list[int] = []
+    with hub.gateway.session_factory() as holder, holder.begin():
+        holder.scalars(
+            select(Event).where(Event.id == quiet).with_for_update()
+        ).one()  # held, as a writer would
+        passing = threading.Thread(target=lambda: done.append(loop.run_once()), daemon=True)
+        passing.start()
+        passing.join(timeout=30)
+        assert done == [1], "the pass waited on an event it had nothing to send for"
