@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from citywatch.bench.pipeline import _percentile
 from citywatch.bench.processes import FleetProcess, GatewayProcess
 from citywatch.broker.mosquitto import MosquittoBroker
 from citywatch.polling import wait_until
@@ -117,9 +118,11 @@ def _utc(stored: str) -> datetime:
 def _spread(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p99": None, "max": None}
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {"p50": round(statistics.median(ordered), 2), "p99": round(p99, 2), "max": round(ordered[-1], 2)}
+    return {
+        "p50": round(statistics.median(values), 2),
+        "p99": round(_percentile(values, 99), 2),
+        "max": round(max(values), 2),
+    }
 
 
 _PASS = re.compile(

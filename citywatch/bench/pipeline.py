@@ -23,6 +23,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import yaml
 
+from citywatch.bench.processes import peak_rss_mb
 from citywatch.bench.publisher import BENCH_SITE, device_ids
 from citywatch.broker.mosquitto import MosquittoBroker
 from citywatch.polling import wait_until
@@ -412,14 +413,6 @@ def stage_timings(session: Any, devices: list[str]) -> dict[str, dict[str, float
     }
 
 
-def _peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def bench_culvert_memory(work_dir: Path, *, seconds: float = 8.0) -> dict[str, Any]:
     """Peak resident memory of `citywatch edge run` on a culvert config, beside a bare interpreter."""
     broker = MosquittoBroker(data_dir=work_dir / "memory-broker").start()
@@ -436,7 +429,7 @@ def bench_culvert_memory(work_dir: Path, *, seconds: float = 8.0) -> dict[str, A
     try:
         reference = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"])
         time.sleep(1)
-        bare = _peak_rss_mb(reference.pid)
+        bare = peak_rss_mb(reference.pid)
         reference.wait()
         agent = subprocess.Popen(
             [sys.executable, "-m", "citywatch.cli", "edge", "run", str(config_path)],
@@ -449,7 +442,7 @@ def bench_culvert_memory(work_dir: Path, *, seconds: float = 8.0) -> dict[str, A
             raise RuntimeError(
                 f"culvert agent exited early: {agent.stderr.read().decode()[-2000:] if agent.stderr else ''}"
             )
-        peak = _peak_rss_mb(agent.pid)
+        peak = peak_rss_mb(agent.pid)
         agent.terminate()
         agent.wait(10)
     finally:
