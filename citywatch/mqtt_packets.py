@@ -13,8 +13,6 @@ import struct
 CONNACK = 0x20
 PUBLISH = 0x30
 PUBACK = 0x40
-SUBACK = 0x90
-PINGRESP = 0xD0
 
 PINGREQ_PACKET = b"\xc0\x00"
 
@@ -42,14 +40,17 @@ def connect(
     *,
     keepalive_s: int,
     clean_session: bool,
-    will_topic: str,
-    will_payload: bytes,
+    will_topic: str | None = None,
+    will_payload: bytes = b"",
     username: str | None = None,
     password: str | None = None,
 ) -> bytes:
-    # flags: will retained (0x20), will QoS 1 (0x08), will (0x04), clean session (0x02)
-    flags = 0x20 | 0x08 | 0x04 | (0x02 if clean_session else 0)
-    tail = utf8(client_id) + utf8(will_topic) + struct.pack("!H", len(will_payload)) + will_payload
+    """CONNECT; with ``will_topic``, a retained QoS 1 will."""
+    flags = 0x02 if clean_session else 0
+    tail = utf8(client_id)
+    if will_topic is not None:  # will retained (0x20), will QoS 1 (0x08), will (0x04)
+        flags |= 0x20 | 0x08 | 0x04
+        tail += utf8(will_topic) + struct.pack("!H", len(will_payload)) + will_payload
     if username is not None:
         flags |= 0x80
         tail += utf8(username)
@@ -59,11 +60,10 @@ def connect(
     return packet(0x10, utf8("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive_s) + tail)
 
 
-def publish_qos1(
-    topic: bytes, payload: bytes, packet_id: int, *, retain: bool = False, dup: bool = False
-) -> bytes:
-    """``topic``: already length-prefixed (``utf8(topic)``), as the fleet keeps it per device and channel."""
-    first = 0x32 | (0x01 if retain else 0) | (0x08 if dup else 0)
+def publish_qos1(topic: bytes, payload: bytes, packet_id: int, *, retain: bool = False) -> bytes:
+    """``topic``: already length-prefixed (``utf8(topic)``), as the fleet keeps it per device and channel;
+    ``as_dup`` marks a resend."""
+    first = 0x32 | (0x01 if retain else 0)
     return packet(first, topic + struct.pack("!H", packet_id) + payload)
 
 

@@ -40,12 +40,6 @@ fi
 MOSQUITTO="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
 WAIT_S="${STACK_WAIT_S:-60}"
 
-PG_DATA="$STACK_DIR/postgres/data"
-PG_RUN="$STACK_DIR/postgres/run"
-PG_PASSWORD_FILE="$STACK_DIR/postgres/password"
-TOKEN_FILE="$STACK_DIR/probe-token"
-DATA_DIR="$STACK_DIR/gateway-data"  # shared by the gateways: evidence, snapshots, telemetry.db, console key
-
 say() { echo "stack: $*"; }
 fail() { echo "stack: error: $*" >&2; exit 1; }
 
@@ -264,12 +258,13 @@ status() {
   done
 }
 
+# Where everything lives under STACK_DIR (once it is an absolute path: start resolves it first).
 set_paths() {
   PG_DATA="$STACK_DIR/postgres/data"
   PG_RUN="$STACK_DIR/postgres/run"
   PG_PASSWORD_FILE="$STACK_DIR/postgres/password"
   TOKEN_FILE="$STACK_DIR/probe-token"
-  DATA_DIR="$STACK_DIR/gateway-data"
+  DATA_DIR="$STACK_DIR/gateway-data"  # shared by the gateways: evidence, snapshots, telemetry.db, console key
 }
 
 case "${1:-}" in

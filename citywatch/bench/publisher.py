@@ -11,12 +11,11 @@ import argparse
 import contextlib
 import json
 import socket
-import struct
 import time
 from datetime import UTC, datetime, timedelta
 
 from citywatch.mqtt import MqttOptions
-from citywatch.mqtt_packets import packet, publish_qos1, utf8
+from citywatch.mqtt_packets import connect, publish_qos1, utf8
 from citywatch.polling import wait_until
 from citywatch.protocol.messages import TelemetryMessage
 from citywatch.protocol.topics import Channel, Topic
@@ -74,7 +73,7 @@ def publish(url: str, messages: list[tuple[str, bytes]], *, rate: float | None =
     sock = socket.create_connection((options.host, options.port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client_id = f"bench-pub-{time.time_ns()}"
-    sock.sendall(packet(0x10, utf8("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 60) + utf8(client_id)))
+    sock.sendall(connect(client_id, keepalive_s=60, clean_session=True))
     connack = sock.recv(4)
     if len(connack) != 4 or connack[0] != 0x20 or connack[3] != 0:
         raise ConnectionError(f"broker refused the connection: {connack!r}")
