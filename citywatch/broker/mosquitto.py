@@ -73,12 +73,16 @@ def write_config(
     return conf
 
 
-def _raise_open_files() -> None:
-    """Soft open-file limit up to the hard one, for Mosquitto to inherit: one descriptor a client, and
-    Mosquitto 2.0 does not raise it itself (a soft limit of 1024 would refuse a 10,000-device fleet)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+def _raise_open_files(pid: int) -> None:
+    """Mosquitto's soft open-file limit up to its hard one: one descriptor a client, and Mosquitto 2.0
+    does not raise it itself (a soft limit of 1024 would refuse a 10,000-device fleet). Set on the
+    broker's process alone (prlimit), not inherited from ours: this process keeps its own limit."""
+    try:
+        soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (hard, hard))
+    except ProcessLookupError:
+        pass  # it exited at once (a bad config): the wait for its port says so, with its log
 
 
 def _accepts_connections(host: str, port: int) -> bool:
@@ -125,10 +129,10 @@ class MosquittoBroker(LocalServer):
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed (Debian: apt-get install mosquitto)")
         conf = write_config(self.data_dir, self.port, auth=self.auth, tls=self.tls)
-        _raise_open_files()
         self._process = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
+        _raise_open_files(self._process.pid)  # before any client can connect: it is not listening yet
         try:
             wait_for_port(self.host, self.port)
             if self.tls is not None:
