@@ -96,7 +96,7 @@ def action_forms(state: EventState, department: str | None, role: Role) -> list[
     such as a returned condition, are left out; urge only when a department is responsible)."""
     forms = []
     for action in allowed_actions(WorkItem(state=state, department=department), role):
-        if action not in events_service.PERSON_ACTIONS or (action is Action.URGE and department is None):
+        if action not in events_service.PERSON_ACTIONS or events_service.lacks_department(action, department):
             continue
         spec = TRANSITIONS[action]
         forms.append(

@@ -464,6 +464,12 @@ ESCALATION_ACTIONS: Sequence[Action] = (Action.SUPERVISE, Action.URGE)
 PERSON_ACTIONS: Sequence[Action] = (*CALLBACK_ACTIONS, *ESCALATION_ACTIONS)
 
 
+def lacks_department(action: Action, department: str | None) -> bool:
+    """A person urges a department: with none responsible (the triage queue) there is no one to urge.
+    (The gateway's own escalation loop does urge the triage queue.)"""
+    return action is Action.URGE and department is None
+
+
 def act(
     *,
     session: Session,
@@ -483,8 +489,7 @@ def act(
         request = _dispatch(
             session=session, event=event, policy=policy, department=department, actor=actor, at=now, note=note
         )
-    elif action is Action.URGE and event.department is None:
-        # A person urges a department; the gateway's loop also urges the triage queue (no department).
+    elif lacks_department(action, event.department):
         # Role and state are checked first, so a closed event is refused for being closed.
         apply_transition(
             item=WorkItem(state=EventState(event.state)),
