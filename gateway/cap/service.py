@@ -56,8 +56,8 @@ def next_message(
     links: list[EvidenceLink] | None = None,
 ) -> CapMessage:
     """Render the event's next message as its state says (Alert, Update or Cancel) and store it;
-    ``links`` are the event's evidence links when the caller has them already (read otherwise)."""
-    session.flush()  # the event needs its id and uid
+    ``links`` are the event's evidence links when the caller has them already (read otherwise). The
+    event must be flushed (it needs its id and uid): ``flows.publish``, the one caller, sees to it."""
     fresh = _fresh_chains(session).get(event.id)
     if fresh is not None:
         rows = list(fresh)

@@ -640,7 +640,7 @@ def raise_gateway_event(
         severity=severity,
         confidence=1.0,
         details=dict(details),
-        device_event_id=f"gw-{event_type}-{int(at.timestamp())}"[:64],
+        device_event_id=_gateway_event_id(event_type, at),
         started_at=at,
         seen_at=at,
         actor=GATEWAY_ACTOR,
@@ -658,37 +658,38 @@ def raise_gateway_events(
     at: datetime,
 ) -> list[Event]:
     """``raise_gateway_event`` for many devices at once (a thousand dropping together): one look-up for
-    them all, their new events inserted in one statement and their audit lines in another; a device
-    whose condition may fold into a recent event goes the one-at-a-time way. ``details`` by device id.
+    them all, their new events and audit lines written in one flush each, their CAP messages and outbox
+    rows with the caller's commit; a device whose condition may fold into a recent event goes the
+    one-at-a-time way. ``details`` by device id.
 
     For the gateway's own event types only (raised under the caller's cluster-wide lock, so no other
     writer inserts the same device's open event meanwhile: no savepoint per event)."""
     assert event_type in GATEWAY_EVENT_TYPES
     policy = policy_of(session)
     now = policy.clock()
-    window_start = at - policy.suppression_window
-    rows = session.scalars(
-        select(Event)
+    may_take = _may_take(at - policy.suppression_window)
+    rows = session.execute(
+        select(Event, may_take.label("may_take"))
         .where(
             Event.device_id.in_([device.id for device in devices]),
             Event.type == event_type,
-            or_(Event.cleared_at.is_(None), _may_take(window_start)),
+            or_(Event.cleared_at.is_(None), may_take),
         )
         .order_by(Event.id)
         .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     ).all()
-    known: dict[str, list[Event]] = {}
-    for row in rows:
-        known.setdefault(row.device_id, []).append(row)
-    device_event_id = f"gw-{event_type}-{int(at.timestamp())}"[:64]
+    known: dict[str, list[tuple[Event, bool]]] = {}
+    for row, candidate in rows:
+        known.setdefault(row.device_id, []).append((row, bool(candidate)))
+    device_event_id = _gateway_event_id(event_type, at)
     raised: list[Event] = []
     fresh: list[tuple[Event, ConditionPlan]] = []
     for device in devices:
         events = known.get(device.id, [])
-        if any(event.cleared_at is None for event in events):
+        if any(event.cleared_at is None for event, _ in events):
             continue  # active: raised once, not on every check
-        candidates = [e for e in events if e.state not in FINISHED_STATES or e.last_device_ts >= window_start]
+        candidates = [event for event, candidate in events if candidate]
         plan = _plan(device, event_type, severity, at, candidates, policy, now)
         if plan.decision.action is not DedupAction.NEW:
             event = raise_gateway_event(
@@ -728,6 +729,11 @@ def raise_gateway_events(
         flows.publish(session=session, event=event, message_type=CREATED, policy=policy, at=now, flush=False)
         raised.append(event)
     return raised
+
+
+def _gateway_event_id(event_type: EventType, at: datetime) -> str:
+    """The condition id of an event the gateway raises (no device names one)."""
+    return f"gw-{event_type}-{int(at.timestamp())}"[:64]
 
 
 def end_gateway_event(
