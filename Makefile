@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 SOURCES := citywatch edge gateway simulators models tests
 
-.PHONY: demo test test-quick lint typecheck bench models models-coco models-coco-head eval schemas clean install
+.PHONY: demo test test-quick lint typecheck bench models models-coco models-coco-head models-street eval schemas clean install
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,12 @@ models-coco: $(STAMP)
 # renderings (a few minutes of CPU); writes to the git-ignored models/work/coco-head.
 models-coco-head: $(STAMP)
 	nice -n 10 $(PY) -m models.ebike.coco_head $(HEAD_ARGS)
+
+# The street detector: the COCO model fine-tuned on rendered street scenes (~50 min of CPU: renders
+# 5,600 stills, then trains; models/street/train.py). Its card: models.street.card (models/README.md).
+models-street: $(STAMP)
+	$(PIP) install --quiet -e '.[dev,train]'
+	$(PY) -m models.street.train $(STREET_ARGS)
 
 eval: $(STAMP)
 	$(VENV)/bin/citywatch eval ebike $(EVAL_ARGS)

@@ -1,7 +1,7 @@
 """Street benchmark: can one core keep up with a 1920x1080 10 fps camera over no-parking zones?
 
 ``bench_street()`` renders a seeded street scenario once (``overstay`` seed 32 on a clear day: through
-traffic both ways, pedestrians, and a car parking in the kerb zone near the camera that the COCO detector
+traffic both ways, pedestrians, and a car parking in the kerb zone near the camera that the detector
 sees, planned around a 10 s dwell and 20 s grace so its warning, 28 s in, and violation, 48 s in, with
 their photos and plate reads fall inside the clip) and encodes it to MJPEG in a temp dir, so reading it costs a real
 decode as a camera stream would. Then, in a fresh process pinned to ONE CPU with OpenCV and onnxruntime on
@@ -9,7 +9,7 @@ one thread each, it measures in the same run:
 
 - the reference: frames/s of a bare decode of the same stream,
 - the street agent's per-frame path (``StreetAgent.process``, the device's own, on the decoded frames:
-  the COCO detector, colour histograms, the parking analyzer, plate reading, evidence photos): frames/s,
+  the street detector (models/street-detector.onnx, input 512), colour histograms, the parking analyzer, plate reading, evidence photos): frames/s,
   its ratio to the bare decode, ms per stage per frame, and whether it keeps up with 10 fps,
 
 and in another fresh process the street agent itself (file source, real MQTT uplink to a Mosquitto the
@@ -85,14 +85,13 @@ def street_section(truth: dict[str, Any], clip: Path, plate_reader: str) -> dict
     """The device's ``street`` section for the simulated street (zones by the one mapping ``citywatch eval
     parking`` uses, the truth's 10 s dwell and 20 s grace), reading ``clip`` as fast as it decodes."""
     from citywatch.evaluation.street_config import analyzer_config_from_truth
+    from edge.street.config import STREET_MODEL
 
     config = analyzer_config_from_truth(
         truth,
         video=clip,
         overrides={
-            "detector": {
-                "model": str(Path(__file__).resolve().parents[2] / "models" / "coco-centernet.onnx")
-            },
+            "detector": {"model": str(Path(__file__).resolve().parents[2] / STREET_MODEL)},
             "plate": {"reader": plate_reader},
         },
     )

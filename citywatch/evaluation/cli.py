@@ -206,6 +206,12 @@ def _register_parking(sub: argparse._SubParsersAction[Any]) -> None:
         help="detector minimum score (default: the config's, 0.3)",
     )
     parking.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="detector ONNX file with COCO's vehicle labels (default: the street config's)",
+    )
+    parking.add_argument(
         "--size", default="1920x1080", help="simulated render size WxH (default: %(default)s)"
     )
     parking.add_argument("--fps", type=float, default=10.0, help="camera frame rate (default: %(default)s)")
@@ -270,7 +276,7 @@ def _parking(args: argparse.Namespace) -> int:
         grace_s=20.0 if quick else args.grace,
         oracle=args.oracle,
         plate_reader=args.plate_reader,
-        detector={"score_threshold": args.score_threshold} if args.score_threshold is not None else None,
+        detector=_parking_detector(args),
     )
     try:
         if args.data is not None:
@@ -282,7 +288,7 @@ def _parking(args: argparse.Namespace) -> int:
             progress(
                 f"scoring {len(jobs)} simulated scenarios (seeds {seed}..{seed + len(jobs) - 1}, {width}x{height}, "
                 f"{args.speed / args.fps:g} s between frames, dwell {options.dwell_s:g} s, grace "
-                f"{options.grace_s:g} s, {'oracle boxes' if args.oracle else 'COCO detector'}, "
+                f"{options.grace_s:g} s, {'oracle boxes' if args.oracle else _parking_model(args)}, "
                 f"plates: {args.plate_reader})"
             )
         summary = parking.evaluate(jobs, options, workers=max(1, args.workers), progress=progress)
@@ -291,7 +297,7 @@ def _parking(args: argparse.Namespace) -> int:
         return 2
     summary["source"] = str(args.data) if args.data is not None else "simulated"
     summary["settings"] = {
-        "detector": "oracle (simulator truth boxes)" if args.oracle else "models/coco-centernet.onnx",
+        "detector": "oracle (simulator truth boxes)" if args.oracle else _parking_model(args),
         "score_threshold": args.score_threshold if args.score_threshold is not None else 0.3,
         "plate_reader": args.plate_reader,
         "dwell_s": options.dwell_s,
@@ -305,6 +311,22 @@ def _parking(args: argparse.Namespace) -> int:
         print(line)
     print(json.dumps(summary, sort_keys=True), flush=True)
     return 0
+
+
+def _parking_detector(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Detector fields the parking command line sets over the street config's default detector."""
+    fields: dict[str, Any] = {}
+    if args.score_threshold is not None:
+        fields["score_threshold"] = args.score_threshold
+    if args.model is not None:
+        fields["model"] = str(args.model)
+    return fields or None
+
+
+def _parking_model(args: argparse.Namespace) -> str:
+    from edge.street.config import street_detector
+
+    return str(args.model if args.model is not None else street_detector().model)
 
 
 def _say(line: str) -> None:

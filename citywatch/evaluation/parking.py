@@ -510,9 +510,9 @@ def _run_job(job: ParkingJob, options: EvalOptions) -> ScenarioScore:
         "evidence": {"blur_faces": False},
     }
     if options.detector:
-        from edge.street.config import coco_detector
+        from edge.street.config import street_detector
 
-        overrides["detector"] = coco_detector().model_dump(mode="json") | options.detector
+        overrides["detector"] = street_detector().model_dump(mode="json") | options.detector
     street = analyzer_config_from_truth(truth, source=source_section, overrides=overrides)
     with tempfile.TemporaryDirectory(prefix="citywatch-eval-parking-") as tmp:
         config = validate_config_dict(

@@ -36,6 +36,8 @@ BLOCKS_ACROSS = 96  # a 960-wide frame blurs in 10-pixel blocks
 FACE_CASCADE = "haarcascade_frontalface_default.xml"
 CASCADE_DIRS = (Path("/usr/share/opencv4/haarcascades"), Path("/usr/share/opencv/haarcascades"))
 FACE_MIN_PX = 24  # the cascade's own window: nothing smaller is searched
+MAX_SEARCH_PIXELS = 1280 * 720  # larger frames are searched in parts (FaceFinder._search: memory)
+TILE_FACE_PX = 200  # in parts, faces up to this are searched at full resolution, larger at half
 FACE_MARGIN = 0.25  # boxes grow by this share each side (hair, the motion between checked frames)
 
 
@@ -81,13 +83,56 @@ class FaceFinder:
 
     def find(self, image: np.ndarray) -> list[Box]:
         grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        height, width = grey.shape
+        return [
+            (x / width, y / height, (x + w) / width, (y + h) / height) for x, y, w, h in self._search(grey)
+        ]
+
+    def _detect(self, grey: np.ndarray, largest: int | None = None) -> list[tuple[int, int, int, int]]:
         # Tuned for recall (a box too many only blurs a patch of wall): 1.08 / 3 missed the test portrait
         # at half the widths under 100 px, 1.1 / 2 at fewer.
         found = self._cascade.detectMultiScale(
-            grey, scaleFactor=1.1, minNeighbors=2, minSize=(self.min_px, self.min_px)
+            grey,
+            scaleFactor=1.1,
+            minNeighbors=2,
+            minSize=(self.min_px, self.min_px),
+            maxSize=(largest, largest) if largest else (0, 0),
         )
+        return [(int(x), int(y), int(w), int(h)) for x, y, w, h in found]
+
+    def _search(self, grey: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """Faces in ``grey`` (x, y, w, h). One cascade pass holds its whole scale pyramid, about 60 bytes a
+        pixel (125 MB for a 1080p frame), so a large frame is searched in parts: faces up to TILE_FACE_PX
+        in overlapping tiles at full resolution, larger ones in the frame at half resolution."""
         height, width = grey.shape
-        return [(x / width, y / height, (x + w) / width, (y + h) / height) for x, y, w, h in found]
+        if height * width <= MAX_SEARCH_PIXELS:
+            return self._detect(grey)
+        # Tiles overlap by this much, so every face up to it lies whole in one; the cascade finds faces under
+        # ~100 px unreliably, so nothing that small is left to the half-resolution pass.
+        largest = TILE_FACE_PX
+        columns, rows = _tiling(width, height, largest)
+        tile_w, tile_h = -(-width // columns), -(-height // rows)
+        found = []
+        for row in range(rows):
+            for column in range(columns):
+                x0, y0 = column * tile_w, row * tile_h
+                tile = grey[y0 : min(height, y0 + tile_h + largest), x0 : min(width, x0 + tile_w + largest)]
+                found += [(x + x0, y + y0, w, h) for x, y, w, h in self._detect(tile, largest)]
+        half = cv2.resize(grey, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+        found += [(2 * x, 2 * y, 2 * w, 2 * h) for x, y, w, h in self._search(half)]
+        return found
+
+
+def _tiling(width: int, height: int, overlap: int) -> tuple[int, int]:
+    """The fewest columns x rows whose tiles, grown by ``overlap``, each stay within one search's pixels."""
+    for count in range(2, 64):
+        for columns in range(1, count + 1):
+            rows = count // columns
+            if columns * rows != count:
+                continue
+            if (-(-width // columns) + overlap) * (-(-height // rows) + overlap) <= MAX_SEARCH_PIXELS:
+                return columns, rows
+    raise ValueError(f"a {width}x{height} frame cannot be cut into searchable tiles")
 
 
 def blur_where(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

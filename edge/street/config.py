@@ -118,10 +118,15 @@ class StreetCameraConfig(_Strict):
         return self
 
 
-def coco_detector() -> DetectorConfig:
-    """The shipped real-world COCO detector with its classes renamed to the street's vehicle classes."""
+STREET_MODEL = Path("models/street-detector.onnx")
+COCO_MODEL = Path("models/coco-centernet.onnx")
+
+
+def street_detector(model: Path = STREET_MODEL) -> DetectorConfig:
+    """The shipped street detector (the COCO detector fine-tuned on street scenes, COCO's labels) with its
+    classes renamed to the street's vehicle classes; ``model`` may be any file with those labels."""
     return DetectorConfig(
-        model=Path("models/coco-centernet.onnx"),
+        model=model,
         label_map=dict(COCO_LABEL_MAP),
         keep_labels=[*VEHICLE_LABELS, "person"],
     )
@@ -340,11 +345,12 @@ class StreetConfig(_Strict):
         description="IANA name of the device's local time, which zone hours are read in.",
     )
     detector: DetectorConfig = Field(
-        default_factory=coco_detector,
+        default_factory=street_detector,
         title="Detector",
-        description="Default: the COCO detector (models/coco-centernet.onnx) with car, bus, truck, "
-        "motorcycle, bicycle renamed to car, bus, truck, motorbike, ebike. A YOLO export works as a "
-        "drop-in with a label_map onto the same classes.",
+        description="Default: the street detector (models/street-detector.onnx: the COCO detector "
+        "fine-tuned on street scenes, input 512) with car, bus, truck, motorcycle, bicycle renamed to car, "
+        "bus, truck, motorbike, ebike. models/coco-centernet.onnx (the original, real photographs) takes the "
+        "same label_map; a YOLO export works as a drop-in with a label_map onto the same classes.",
     )
     vehicle_classes: list[str] = Field(
         default_factory=lambda: list(VEHICLE_LABELS),

@@ -145,6 +145,9 @@ class Detector:
         session_options.intra_op_num_threads = options.threads
         session_options.inter_op_num_threads = 1
         session_options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # The memory pattern pre-plans one block for every intermediate tensor: without it the arena reuses
+        # buffers, ~30 MB less resident for the street detector at 512 with the same speed (a Pi's RAM).
+        session_options.enable_mem_pattern = False
         session_options.log_severity_level = 3
         try:
             session = ort.InferenceSession(

@@ -236,3 +236,37 @@ def pad_depthwise_channels(model: onnx.ModelProto, multiple: int = 16) -> tuple[
     del graph.value_info[:]
     onnx.checker.check_model(model, full_check=True)
     return model, padded
+
+
+CENTERNET_STRIDE = 4  # the decoding's grid of box centres
+
+
+def with_input_size(model: onnx.ModelProto, size: int) -> onnx.ModelProto:
+    """The same network for a ``size`` x ``size`` input: the graph is fully convolutional, so only the
+    input's declared shape, the decoding's grid of box centres and the ``input_size`` metadata change."""
+    if size % 32:
+        raise ValueError(f"the input size must be a multiple of 32, got {size}")
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    dims = out.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value = size
+    dims[3].dim_value = size
+    del out.graph.value_info[:]
+    grid = size // CENTERNET_STRIDE
+    for tensor in out.graph.output:  # scores [1, points, classes], boxes [1, points, 4]
+        tensor.type.tensor_type.shape.dim[1].dim_value = grid * grid
+    ys, xs = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
+    centres = (
+        np.stack([xs, ys, xs, ys], axis=-1).reshape(1, grid * grid, 4).astype(np.float32) * CENTERNET_STRIDE
+    )
+    found = False
+    for initializer in out.graph.initializer:
+        if initializer.name == "decode/centres":
+            initializer.CopyFrom(numpy_helper.from_array(centres, "decode/centres"))
+            found = True
+    if not found:
+        raise ValueError("the graph has no decode/centres constant: not a converted CenterNet")
+    for prop in out.metadata_props:
+        if prop.key == "input_size":
+            prop.value = str(size)
+    return out

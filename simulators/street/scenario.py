@@ -460,7 +460,11 @@ def _plan_busy_mixed(p: _Planner) -> float:
                 continue
     t = 20.0
     while t < r.dwell_s + r.grace_s:
-        _, _, s = p.park("bus_stop", "brief", t, cls="bus")
+        try:
+            _, _, s = p.park("bus_stop", "brief", t, cls="bus")
+        except RuntimeError:  # the stop is still taken when this bus would arrive: it comes later
+            t += 30.0
+            continue
         t += s + float(p.rng.uniform(90, 200))
     p.park("bays", "overstay", float(p.rng.uniform(5, 60)), cls="car")  # legal: no zone
     kerb = p.layout.zone("kerb_no_parking")

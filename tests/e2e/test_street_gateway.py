@@ -28,6 +28,7 @@ from citywatch.protocol import EventMessage
 from citywatch.protocol.messages import EvidenceMessage
 from edge.config import StreetAgentConfig, validate_config_dict
 from edge.street.agent import StreetAgent
+from edge.street.config import STREET_MODEL
 from edge.street.plates import LOCALISER_FILE, MODEL_DIR, RECOGNISER_FILE
 from gateway.auth.roles import Role
 from gateway.devices import service as devices_service
@@ -39,7 +40,7 @@ from tests.support.mqtt import Collector
 from tests.support.paths import PROJECT_ROOT
 from tests.support.polling import wait_until
 
-pytestmark = pytest.mark.slow  # renders ~40 s of street and runs the COCO detector on it: ~15 s
+pytestmark = pytest.mark.slow  # renders ~40 s of street and runs the street detector on it: ~15 s
 
 SIZE = (640, 360)
 FPS = 5.0
@@ -102,7 +103,7 @@ def test_a_simulated_overstayer_is_warned_then_recorded_at_the_gateway_with_its_
         truth,
         source=section,
         overrides={
-            "detector": {"model": str(PROJECT_ROOT / "models" / "coco-centernet.onnx")},
+            "detector": {"model": str(PROJECT_ROOT / STREET_MODEL)},
             "plate": {"reader": PLATE_READER},
         },
     ).model_dump(mode="json", exclude_none=True)

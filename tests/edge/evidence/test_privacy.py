@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from edge.evidence.config import PrivacyConfig, PrivacyZoneConfig
-from edge.evidence.privacy import EvidenceStartError, FaceFinder, PrivacyFilter, find_face_cascade
+from edge.evidence.privacy import (
+    MAX_SEARCH_PIXELS,
+    EvidenceStartError,
+    FaceFinder,
+    PrivacyFilter,
+    find_face_cascade,
+)
 from tests.edge.evidence.frames import facade_frame
 
 FACE = Path(__file__).parent / "data" / "face_eileen_collins.jpg"  # the face is ~53% of the crop's width
@@ -82,6 +88,47 @@ def test_a_near_face_is_found_and_blurred() -> None:
     # Only the boxes (grown by the margin) change: the rest of the frame is the camera's.
     y2 = face[3]
     assert np.array_equal(blurred[y2 + 40 :, :], image[y2 + 40 :, :])
+
+
+@pytest.mark.slow  # 18 cascade searches of a 1080p frame
+def test_a_full_hd_frame_is_searched_in_parts_that_find_as_many_faces_as_one_pass() -> None:
+    """One cascade pass over 1080p held 125 MB; the parts each stay within MAX_SEARCH_PIXELS. The faces
+    straddle the boundary of the two rows of tiles; the cascade is erratic size by size (one pass finds 5
+    of these 9, the parts 7), so the parts are held to finding at least as many."""
+    crop = cv2.imread(str(FACE))
+    assert crop is not None
+    finder = FaceFinder()
+    searched: list[int] = []
+    detect = finder._detect
+
+    def recorded(grey: np.ndarray, largest: int | None = None) -> list[tuple[int, int, int, int]]:
+        searched.append(grey.size)
+        return detect(grey, largest)
+
+    finder._detect = recorded  # type: ignore[method-assign]
+    found_in_parts = found_in_one_pass = 0
+    for face_px in (50, 60, 70, 90, 100, 120, 160, 200, 260):
+        side = round(face_px / 0.53)
+        image = facade_frame(0.0, size=(1920, 1080)).copy()
+        x, y = 900, 540 - side // 2
+        image[y : y + side, x : x + side] = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
+
+        def on(
+            found: list[tuple[float, float, float, float]], x: int = x, y: int = y, side: int = side
+        ) -> bool:
+            return any(
+                a * 1920 < x + side and c * 1920 > x and b * 1080 < y + side and d * 1080 > y
+                for a, b, c, d in found
+            )
+
+        found_in_parts += on(finder.find(image))
+        grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        found_in_one_pass += on(
+            [(fx / 1920, fy / 1080, (fx + w) / 1920, (fy + h) / 1080) for fx, fy, w, h in detect(grey)]
+        )
+    assert max(searched) <= MAX_SEARCH_PIXELS and len(searched) >= 9 * 5  # 4 tiles and the half frame each
+    assert found_in_one_pass >= 4, "the cascade should find most of these in one pass"
+    assert found_in_parts >= found_in_one_pass
 
 
 @pytest.mark.parametrize("face_px", [12, 24, 40])

@@ -102,6 +102,7 @@ def facade_section(desk: Path) -> Raw:
 
 def street_section(desk: Path) -> Raw:
     from citywatch.evaluation.street_config import analyzer_config_from_truth
+    from edge.street.config import STREET_MODEL
     from simulators.street.frame_source import StreetSimulatorSource
 
     # The overstay story, time-lapse x4, fast-forwarded: the car that parks is in view from frame ~25.
@@ -122,7 +123,7 @@ def street_section(desk: Path) -> Raw:
         truth,
         source=source,
         overrides={
-            "detector": {"model": str(PROJECT_ROOT / "models" / "coco-centernet.onnx")},
+            "detector": {"model": str(PROJECT_ROOT / STREET_MODEL)},
             "plate": {"reader": "none"},
             "evidence": {"blur_faces": False},
         },

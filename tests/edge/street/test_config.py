@@ -74,14 +74,14 @@ def test_the_example_reads_as_written() -> None:
     assert street.occlusion_tolerance_s == 30 and street.timezone == "Asia/Shanghai"
 
 
-def test_defaults_are_the_coco_detector_and_the_issue_times() -> None:
+def test_defaults_are_the_street_detector_with_cocos_labels_and_the_issue_times() -> None:
     config = StreetConfig.model_validate(
         {
             "camera": {"source": {"kind": "usb"}},
             "zones": [{"name": "kerb", "polygon": [[0, 0], [10, 0], [10, 10]]}],
         }
     )
-    assert config.detector.model == Path("models/coco-centernet.onnx")
+    assert config.detector.model == Path("models/street-detector.onnx")
     assert config.detector.label_map == COCO_LABEL_MAP
     assert COCO_LABEL_MAP["motorcycle"] == "motorbike" and COCO_LABEL_MAP["bicycle"] == "ebike"
     zone = config.zones[0]

@@ -36,6 +36,13 @@ def _judged(scenario: Scenario) -> list[dict[str, Any]]:
     ]
 
 
+def test_a_bus_that_finds_its_stop_taken_comes_later() -> None:
+    # Seed 20000691 planned a bus onto a stop still taken by the one before, and the planner raised.
+    scenario = make_scenario(20_000_691, "busy_mixed")
+    buses = [s for s in scenario.stops if s.kind == "bus_stop"]
+    assert buses and scenario.abandoned == []
+
+
 @pytest.mark.slow
 def test_the_same_seed_plans_the_same_scenario_and_another_seed_another() -> None:
     a, b = make_scenario(7, "busy_mixed"), make_scenario(7, "busy_mixed")
