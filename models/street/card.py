@@ -26,20 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from citywatch.evaluation.parking import TARGETS as PARKING_TARGETS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 COCO_MODEL = PROJECT_ROOT / "models" / "coco-centernet.onnx"
 REAL_PHOTOS = PROJECT_ROOT.parent / "shared" / "data" / "ebike-real"
 TWO_WHEELERS = {"motorcycle": "ebike", "bicycle": "ebike"}
-PARKING_FIGURES = (
-    "violation_recall",
-    "dwell_within_2s",
-    "violations_left_in_grace",
-    "violations_traffic",
-    "false_warnings_per_camera_hour",
-    "occlusion_losses",
-    "plate_exact",
-    "warning_recall",
-)
+PARKING_FIGURES = (*PARKING_TARGETS, "warning_recall")  # the figures, then one without a target
 
 
 # ------------------------------------------------------------------------------------------ collect
@@ -348,18 +341,11 @@ def _parking_section(parking: dict[str, Any] | None) -> list[str]:
         + (f" {parking.get('reference_name', 'reference')} |" if reference else ""),
         "|---|---|---:|" + ("---:|" if reference else ""),
     ]
-    targets = {
-        "violation_recall": "≥ 0.98",
-        "dwell_within_2s": "≥ 0.98",
-        "violations_left_in_grace": "0",
-        "violations_traffic": "0",
-        "false_warnings_per_camera_hour": "≤ 1",
-        "occlusion_losses": "0",
-        "plate_exact": "≥ 0.90",
-        "warning_recall": "-",
-    }
+    signs = {">=": "≥", "<=": "≤"}
     for name in PARKING_FIGURES:
-        row = f"| {name} | {targets[name]} | {_fmt(mine.get(name), 2)} |"
+        op, bound = PARKING_TARGETS.get(name, ("", None))
+        target = "-" if bound is None else f"{signs.get(op, op)} {bound:g}"
+        row = f"| {name} | {target} | {_fmt(mine.get(name), 2)} |"
         if reference:
             row += f" {_fmt(reference.get(name), 2)} |"
         lines.append(row)
