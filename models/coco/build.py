@@ -179,8 +179,9 @@ def cpu_name() -> str:
     return "unknown CPU"
 
 
-def measure_speeds(paths: dict[str, Path], size: int, runs: int) -> dict[str, dict[str, Any]]:
-    """Milliseconds per inference on ONE onnxruntime thread, the candidates taking turns.
+def measure_speeds(paths: dict[str, Path], size: int | None, runs: int) -> dict[str, dict[str, Any]]:
+    """Milliseconds per inference on ONE onnxruntime thread, the candidates taking turns; ``size``: the
+    input side for all, None: each file's own.
 
     Taking turns (10 runs each, round after round) spreads whatever else the machine is doing over
     all of them alike, so their comparison holds even when the absolute figures move. Other work on
@@ -200,20 +201,24 @@ def measure_speeds(paths: dict[str, Path], size: int, runs: int) -> dict[str, di
     detectors = {
         name: Detector.load(DetectorOptions(model_path=path, threads=1)) for name, path in paths.items()
     }
-    blob = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    sizes = {name: size or int(s.get_inputs()[0].shape[2]) for name, s in sessions.items()}
+    blobs = {
+        name: np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)
+        for name, side in sizes.items()
+    }
     frame = np.random.default_rng(1).integers(0, 255, (720, 1280, 3), dtype=np.uint8)
     times: dict[str, list[float]] = {name: [] for name in paths}
     rounds: dict[str, list[float]] = {name: [] for name in paths}
     detect: dict[str, list[float]] = {name: [] for name in paths}
-    for session in sessions.values():
+    for name, session in sessions.items():
         for _ in range(10):
-            session.run(None, {"images": blob})
+            session.run(None, {"images": blobs[name]})
     for _ in range(max(1, runs // 10)):
         for name, session in sessions.items():
             batch = []
             for _ in range(10):
                 begin = time.perf_counter()
-                session.run(None, {"images": blob})
+                session.run(None, {"images": blobs[name]})
                 batch.append((time.perf_counter() - begin) * 1000)
             times[name] += batch
             rounds[name].append(float(np.median(batch)))
@@ -222,6 +227,7 @@ def measure_speeds(paths: dict[str, Path], size: int, runs: int) -> dict[str, di
             detect[name].append((time.perf_counter() - begin) * 1000)
     return {
         name: {
+            "input_size": sizes[name],
             "runs": len(times[name]),
             "median_ms": round(float(np.median(times[name])), 2),
             "p90_ms": round(float(np.percentile(times[name], 90)), 2),

@@ -241,6 +241,15 @@ def pad_depthwise_channels(model: onnx.ModelProto, multiple: int = 16) -> tuple[
 CENTERNET_STRIDE = 4  # the decoding's grid of box centres
 
 
+def with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> onnx.ModelProto:
+    """A copy of ``model`` with the tensors ``names`` as extra outputs (to compare or read inner values)."""
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    for name in names:
+        exposed.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    return exposed
+
+
 def with_input_size(model: onnx.ModelProto, size: int) -> onnx.ModelProto:
     """The same network for a ``size`` x ``size`` input: the graph is fully convolutional, so only the
     input's declared shape, the decoding's grid of box centres and the ``input_size`` metadata change."""

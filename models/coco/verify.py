@@ -29,6 +29,7 @@ import onnxruntime as ort
 
 from edge.vision.detector import letterbox
 from models.coco.convert import BOX_EDGES, HEATMAP, INPUT_NAME
+from models.coco.optimize import with_outputs
 
 DETECTIONS = "tower_0/detections"
 SCORE_TOLERANCE = 1e-4
@@ -87,10 +88,7 @@ def run_reference(reference_dir: Path, model_json: Path, canvases: list[np.ndarr
 
 def run_converted(model: onnx.ModelProto, canvases: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
     """The ONNX model's outputs, with its two raw heads exposed as extra outputs for the comparison."""
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
-    for name in ("keypoints", "wh"):
-        exposed.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    exposed = with_outputs(model, ("keypoints", "wh"))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(exposed.SerializeToString(), options, providers=["CPUExecutionProvider"])

@@ -40,6 +40,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edge.vision.detector import letterbox
+from models.coco.optimize import with_outputs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 COCO_MODEL = PROJECT_ROOT / "models" / "coco-centernet.onnx"
@@ -99,9 +100,7 @@ def with_features(model: onnx.ModelProto) -> onnx.ModelProto:
     """The COCO model with the classifier's input features and the class heatmap as extra outputs."""
     exposed = onnx.ModelProto.FromString(model.SerializeToString())
     add_feature_nodes(exposed)
-    for name in ("head/features", HEATMAP):
-        exposed.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    return exposed
+    return with_outputs(exposed, ("head/features", HEATMAP))
 
 
 def collect(coco: onnx.ModelProto, first_scene: int, stills: int, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -114,9 +114,9 @@ def _teacher(path: str):  # type: ignore[no-untyped-def]
 def _with_heatmap_output(path: str) -> bytes:
     import onnx
 
-    model = onnx.load(path)
-    model.graph.output.append(onnx.helper.make_tensor_value_info("keypoints", onnx.TensorProto.FLOAT, None))
-    return model.SerializeToString()
+    from models.coco.optimize import with_outputs
+
+    return with_outputs(onnx.load(path), ("keypoints",)).SerializeToString()
 
 
 def render_set(

@@ -41,8 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from models.coco.optimize import with_input_size
+from models.coco.optimize import with_input_size, with_outputs
 from models.coco.torchnet import BOX_EDGES, CLASS_LOGITS, STRIDE, OnnxNet
+from models.ebike.train import native_bfloat16
 from models.street.data import (
     LABELS,
     TRAIN_FIRST_SEED,
@@ -237,11 +238,6 @@ def person_loss(logits: Tensor, teacher: Tensor) -> Tensor:
 # ------------------------------------------------------------------------------------------ training
 
 
-def native_bfloat16() -> bool:
-    flags = Path("/proc/cpuinfo").read_text(errors="replace") if Path("/proc/cpuinfo").exists() else ""
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def train(args: argparse.Namespace, net: OnnxNet, stills: list[Still]) -> tuple[OnnxNet, dict[str, Any]]:
     torch.manual_seed(args.seed)
     dataset = StreetCrops(stills, args.crop, args.seed)
@@ -255,15 +251,13 @@ def train(args: argparse.Namespace, net: OnnxNet, stills: list[Still]) -> tuple[
     budget_s = args.time_budget_min * 60
     started = time.monotonic()
     step, smoothed = 0, dict[str, float]()
-    stopped_by = "planned steps"
+    progress = 0.0
     net.train()
-    while step < steps_planned:
+    while progress < 1.0:
         for images, heat, ignore, box_map, box_weight, person in loader:
-            elapsed = time.monotonic() - started
             # Cosine over whichever ends first: the planned steps or the time budget.
-            progress = max(step / steps_planned, elapsed / budget_s)
+            progress = max(step / steps_planned, (time.monotonic() - started) / budget_s)
             if progress >= 1.0:
-                stopped_by = "planned steps" if step >= steps_planned else "time budget"
                 break
             warm = min(1.0, (step + 1) / 100)
             for group in optimizer.param_groups:
@@ -285,7 +279,7 @@ def train(args: argparse.Namespace, net: OnnxNet, stills: list[Still]) -> tuple[
                 for shadow, live in zip(ema.parameters(), net.parameters(), strict=True):
                     shadow.mul_(decay).add_(live.detach(), alpha=1 - decay)
             for key, value in {**parts, "loss": loss}.items():
-                smoothed[key] = 0.98 * smoothed.get(key, float(value)) + 0.02 * float(value)
+                smoothed[key] = 0.98 * smoothed.get(key, value.item()) + 0.02 * value.item()
             step += 1
             if step % 25 == 0:
                 rate = step * args.batch / (time.monotonic() - started)
@@ -297,11 +291,7 @@ def train(args: argparse.Namespace, net: OnnxNet, stills: list[Still]) -> tuple[
                     + " ".join(f"{k} {v:.4f}" for k, v in smoothed.items())
                     + f" {rate:.1f} crops/s ETA {max(left, 0) / 60:.1f} min"
                 )
-        else:
-            continue
-        break
-    if step >= steps_planned:
-        stopped_by = "planned steps"
+    stopped_by = "planned steps" if step >= steps_planned else "time budget"
     minutes = (time.monotonic() - started) / 60
     return ema, {
         "steps": step,
@@ -343,9 +333,7 @@ def check_against_torch(net: OnnxNet, path: Path, stills: list[Still], size: int
     """Largest difference between the ONNX file and the torch network it came from (float32, same pixels)."""
     import onnxruntime as ort
 
-    model = onnx.load(path)
-    for name in (CLASS_LOGITS, BOX_EDGES):
-        model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    model = with_outputs(onnx.load(path), (CLASS_LOGITS, BOX_EDGES))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     worst = {"scores": 0.0, "boxes_px": 0.0}
     net = net.float().eval()

@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from models.coco.optimize import CENTERNET_STRIDE, with_input_size
+from models.coco.optimize import CENTERNET_STRIDE, with_input_size, with_outputs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 COCO_MODEL = PROJECT_ROOT / "models" / "coco-centernet.onnx"
@@ -18,10 +18,8 @@ TORCH_REASON = "torch is the optional 'train' extra (make models installs it)"
 
 
 def _with_outputs(model: onnx.ModelProto, names: tuple[str, ...]) -> ort.InferenceSession:
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    for name in names:
-        model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    exposed = with_outputs(model, names)
+    return ort.InferenceSession(exposed.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def _image(size: int, seed: int = 0) -> np.ndarray:
