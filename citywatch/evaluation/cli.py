@@ -200,6 +200,13 @@ def _register_parking(sub: argparse._SubParsersAction[Any]) -> None:
         "(default: %(default)s)",
     )
     parking.add_argument(
+        "--closeup",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="read plates from the pole's PTZ close-ups of stopped vehicles (simulated scenarios only; "
+        "--no-closeup: from the fixed view) (default: on)",
+    )
+    parking.add_argument(
         "--score-threshold",
         type=float,
         default=None,
@@ -276,6 +283,7 @@ def _parking(args: argparse.Namespace) -> int:
         grace_s=20.0 if quick else args.grace,
         oracle=args.oracle,
         plate_reader=args.plate_reader,
+        closeup=args.closeup and args.data is None,
         detector=_parking_detector(args),
     )
     try:
@@ -289,7 +297,7 @@ def _parking(args: argparse.Namespace) -> int:
                 f"scoring {len(jobs)} simulated scenarios (seeds {seed}..{seed + len(jobs) - 1}, {width}x{height}, "
                 f"{args.speed / args.fps:g} s between frames, dwell {options.dwell_s:g} s, grace "
                 f"{options.grace_s:g} s, {'oracle boxes' if args.oracle else _parking_model(args)}, "
-                f"plates: {args.plate_reader})"
+                f"plates: {args.plate_reader}{', PTZ close-ups' if options.closeup else ', fixed view'})"
             )
         summary = parking.evaluate(jobs, options, workers=max(1, args.workers), progress=progress)
     except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as exc:
@@ -300,6 +308,7 @@ def _parking(args: argparse.Namespace) -> int:
         "detector": "oracle (simulator truth boxes)" if args.oracle else _parking_model(args),
         "score_threshold": args.score_threshold if args.score_threshold is not None else 0.3,
         "plate_reader": args.plate_reader,
+        "plates_from": "ptz_closeup" if options.closeup else "fixed_view",
         "dwell_s": options.dwell_s,
         "grace_s": options.grace_s,
     }

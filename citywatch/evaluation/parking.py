@@ -80,6 +80,7 @@ class EvalOptions:
     grace_s: float = 600.0
     oracle: bool = False
     plate_reader: str = "citywatch"
+    closeup: bool = True  # plates from the pole's PTZ close-ups (simulated scenarios; videos cannot zoom)
     detector: dict[str, Any] | None = None  # DetectorConfig fields over the street default
     duration_s: float | None = None  # None: each scenario's own length
 
@@ -509,6 +510,8 @@ def _run_job(job: ParkingJob, options: EvalOptions) -> ScenarioScore:
         # Faces do not change a figure; the cascade would cost ~0.3 s a photo.
         "evidence": {"blur_faces": False},
     }
+    if options.closeup and job.video is None:
+        overrides["camera"] = {"closeup": {"enabled": True}}
     if options.detector:
         from edge.street.config import street_detector
 

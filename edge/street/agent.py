@@ -26,6 +26,7 @@ from edge.config import StreetAgentConfig
 from edge.events import EventEmitter
 from edge.registry import NoSourceDriver
 from edge.street.appearance import colour_histogram
+from edge.street.closeup import CloseUpSource, source_can_zoom, vehicle_cut
 from edge.street.config import StreetCameraConfig, StreetConfig
 from edge.street.evidence import PhotoContent, plate_crop, render_photo
 from edge.street.geometry import Box
@@ -103,10 +104,20 @@ def preflight(config: StreetAgentConfig) -> list[str]:
         except VisionStartError as exc:
             problems.append(str(exc))
     try:
-        STREET_CAMERAS.get(street.camera.source.kind)
+        driver = STREET_CAMERAS.get(street.camera.source.kind)
     except NoSourceDriver as exc:
         problems.append(f"street.camera.source: {exc}")
+    else:
+        if street.camera.closeup.enabled and street.plate.reader != "none" and not source_can_zoom(driver):
+            problems.append(_cannot_zoom(street.camera.source.kind))
     return problems
+
+
+def _cannot_zoom(kind: str) -> str:
+    return (
+        f"street.camera.closeup.enabled: the {kind!r} source kind has no PTZ camera to zoom with; "
+        "set enabled: false (plates are then read from the fixed view)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +159,17 @@ class StreetAgent(CameraAgent):
             paced=bool(getattr(street.camera.source, "realtime", False)),
             uplink=uplink,
         )
+        self._zoom: CloseUpSource | None = None
+        if street.camera.closeup.enabled and street.plate.reader != "none":
+            if not isinstance(self.grabber.source, CloseUpSource):
+                raise StreetStartError(_cannot_zoom(street.camera.source.kind))
+            self._zoom = self.grabber.source
+        self._frame_t = 0.0  # the source's own clock at the frame in hand (a close-up is taken at it)
+        self.closeups = 0
         self.cases: dict[int, EventEmitter] = {}  # open events by case id
         self.plates: dict[int, Any] = {}  # the best plate reading by case id
         self._plate_tried: dict[int, float] = {}
+        self._zoomed: dict[int, float] = {}  # when each case's last close-up was taken
         self.actions: list[ParkingAction] = []
         self.evidence_sent = 0
         # Photos (face search, drawing, JPEG: up to a second) are made off the frame loop, one at a time.
@@ -159,6 +178,7 @@ class StreetAgent(CameraAgent):
     # -- frame loop -------------------------------------------------------------------------------
     def process(self, frame: Frame) -> list[ParkingAction]:
         t = self.frame_time(frame)
+        self._frame_t = frame.t
         wall = self.timestamp(t)
         image = frame.image
         detections = self.detector.detect(image)
@@ -228,6 +248,7 @@ class StreetAgent(CameraAgent):
         self.uplink.send(Channel.EVENT, message)
         self.plates.pop(action.case_id, None)
         self._plate_tried.pop(action.case_id, None)
+        self._zoomed.pop(action.case_id, None)
         log.info("illegal parking %s: event %s ended", action.stage, message.event_id)
 
     def _details(self, action: ParkingAction) -> dict[str, Any]:
@@ -256,22 +277,82 @@ class StreetAgent(CameraAgent):
 
     # -- plates -----------------------------------------------------------------------------------
     def _read_plate(self, case_id: int, image: np.ndarray, box: Box, t: float) -> None:
+        """Read the plate: from a close-up where the pole has a PTZ camera (at most every
+        ``camera.closeup.retry_s`` per case), else from the fixed view. With a PTZ the fixed view is not
+        read at all: its plates are a few pixels high, where confident readings are often wrong
+        (models/plates/plate-reader.md), and a wrong plate sends the notice to someone else."""
         self._plate_tried[case_id] = t
+        if self._zoom is not None:
+            self._read_closeup(case_id, box, t)
+            return
         height, width = image.shape[:2]
         x1, y1 = max(0, int(box.x1)), max(0, int(box.y1))
         x2, y2 = min(width, int(np.ceil(box.x2))), min(height, int(np.ceil(box.y2)))
         if x2 - x1 < 8 or y2 - y1 < 8:
             return
         reading = self.plate_reader.read(image[y1:y2, x1:x2])
-        if reading is None or reading.confidence < self.street.plate.min_confidence:
-            return
-        best = self.plates.get(case_id)
-        if best is None or reading.confidence > best.confidence:
+        if self._keep(case_id, reading):
             px1, py1, px2, py2 = reading.box
-            # Keep where it was read in the frame too, for the crop.
+            # Keep where it was read in the frame too, for the photo and the crop.
             self.plates[case_id] = _FramePlate(
                 reading.text, reading.colour, reading.confidence, Box(x1 + px1, y1 + py1, x1 + px2, y1 + py2)
             )
+
+    def _read_closeup(self, case_id: int, box: Box, t: float) -> None:
+        closeup = self.street.camera.closeup
+        if t - self._zoomed.get(case_id, -1e9) < closeup.retry_s:
+            return
+        self._zoomed[case_id] = t
+        assert self._zoom is not None
+        self.closeups += 1
+        try:
+            shot = self._zoom.closeup(
+                box.as_tuple(),
+                self._frame_t,
+                fill=closeup.fill,
+                max_zoom=closeup.max_zoom,
+                frames=closeup.frames,
+            )
+        except Exception as exc:  # a PTZ that fails costs the plate, never the case's event
+            log.warning(
+                "street agent: the close-up of case %d failed (%s); the plate stays unread", case_id, exc
+            )
+            return
+        if shot is None:
+            return
+        readings: dict[str, list[tuple[Any, np.ndarray]]] = {}
+        for index in range(len(shot.frames)):
+            cut = vehicle_cut(shot, index)
+            reading = self.plate_reader.read(cut)
+            if reading is not None and reading.confidence >= self.street.plate.min_confidence:
+                readings.setdefault(reading.text, []).append((reading, cut))
+        agreed = [group for group in readings.values() if len(group) >= min(2, len(shot.frames))]
+        if not agreed:
+            return
+        # The text most frames agree on; of its readings, the surest.
+        most = max(len(group) for group in agreed)
+        group = next(group for group in agreed if len(group) == most)
+        reading, cut = max(group, key=lambda item: item[0].confidence)
+        if self._keep(case_id, reading):
+            px1, py1, px2, py2 = reading.box
+            # Keep the plate with a margin as the close-up shows it: the plate crop is made from it
+            # (the fixed view's photo draws no plate box: the reading is not in its pixels).
+            left, top = max(0, px1 - (px2 - px1)), max(0, py1 - 2 * (py2 - py1))
+            around = cut[top : py2 + 2 * (py2 - py1), left : px2 + (px2 - px1)].copy()
+            self.plates[case_id] = _FramePlate(
+                reading.text,
+                reading.colour,
+                reading.confidence,
+                None,
+                closeup=(around, Box(px1 - left, py1 - top, px2 - left, py2 - top)),
+            )
+            log.info("plate %s read from a close-up (zoom %.1fx)", "*" * len(reading.text), shot.zoom)
+
+    def _keep(self, case_id: int, reading: Any) -> bool:
+        if reading is None or reading.confidence < self.street.plate.min_confidence:
+            return False
+        best = self.plates.get(case_id)
+        return best is None or reading.confidence > best.confidence
 
     def _retry_plates(self, t: float, image: np.ndarray) -> None:
         """Open cases without a sure plate: read again every plate.retry_s while the vehicle is seen."""
@@ -341,7 +422,11 @@ class StreetAgent(CameraAgent):
         )
         self._send_evidence(event_id, "photo", jpeg, ts, f"{action.stage} {action.zone}")
         if evidence.plate_crop and plate is not None:
-            crop = plate_crop(image, plate.box, quality=evidence.jpeg_quality)
+            crop = (
+                plate_crop(image, plate.box, quality=evidence.jpeg_quality)
+                if plate.box is not None
+                else plate_crop(*plate.closeup, quality=evidence.jpeg_quality)
+            )
             if crop is not None:
                 self._send_evidence(event_id, "plate_crop", crop, ts, "plate")
 
@@ -401,12 +486,16 @@ _PROTOCOL_CLASSES = frozenset({"car", "truck", "bus", "motorbike", "ebike"})
 
 
 class _FramePlate:
-    """A plate reading with its box in frame pixels (the reader's is in the vehicle crop)."""
+    """A plate reading with its box in frame pixels (the reader's is in the vehicle crop); read from a
+    close-up, ``box`` is None and ``closeup`` holds the plate as the close-up shows it (image, box in it)."""
 
-    __slots__ = ("box", "colour", "confidence", "text")
+    __slots__ = ("box", "closeup", "colour", "confidence", "text")
 
-    def __init__(self, text: str, colour: str, confidence: float, box: Box) -> None:
+    def __init__(
+        self, text: str, colour: str, confidence: float, box: Box | None, *, closeup: Any = None
+    ) -> None:
         self.text, self.colour, self.confidence, self.box = text, colour, confidence, box
+        self.closeup = closeup
 
 
 def _box_only(found: Any) -> tuple[int, int, int, int] | None:

@@ -91,8 +91,51 @@ StreetSourceConfig = Annotated[
 ]
 
 
+class CloseUpConfig(_Strict):
+    enabled: bool = Field(
+        default=False,
+        title="Zoom onto stopped vehicles",
+        description="Read plates from a pan-tilt-zoom close-up of the vehicle instead of the fixed view "
+        "(the source kind must be able to zoom: the street simulator can).",
+    )
+    fill: float = Field(
+        default=0.85,
+        gt=0.2,
+        le=1.0,
+        title="Share of the picture the vehicle fills",
+        description="The zoom is chosen so the vehicle's box spans this share of the close-up's width or height.",
+    )
+    max_zoom: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=60.0,
+        title="Longest zoom",
+        description="The PTZ lens's optical zoom relative to the fixed camera's field of view.",
+    )
+    frames: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        title="Frames read per close-up",
+        description="A plate is taken only when at least two of them read the same (one, when 1): a "
+        "misread plate sends the notice to the wrong owner.",
+    )
+    retry_s: float = Field(
+        default=60.0,
+        gt=0,
+        title="Close-up retry interval, seconds",
+        description="While a case's plate is unread (hidden by another vehicle, say), zoom onto it again "
+        "this often; a PTZ move takes seconds and the camera serves every case.",
+    )
+
+
 class StreetCameraConfig(_Strict):
     source: StreetSourceConfig = Field(title="Frame source")
+    closeup: CloseUpConfig = Field(
+        default_factory=CloseUpConfig,
+        title="PTZ close-ups",
+        description="A PTZ camera beside the fixed one, zoomed onto a stopped vehicle to read its plate.",
+    )
     fps: float = Field(
         default=10.0,
         gt=0,

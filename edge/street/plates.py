@@ -7,7 +7,8 @@ Readers (``PLATE_READERS``, the street config's ``plate.reader``):
 
 - ``citywatch``: the project's own two small ONNX networks on onnxruntime (models/plates/, trained on
   rendered plates by ``python -m models.plates.train``; figures in models/plates/plate-reader.md): a
-  heatmap localiser on the letterboxed crop, then a recogniser classifying 32 columns across the plate
+  heatmap localiser on the letterboxed crop (and, on crops over 400 px such as PTZ close-ups where that
+  gives no sure reading, in overlapping windows too), then a recogniser classifying 32 columns across the plate
   (gap or character) with a colour head, on the plate cut out with a margin (and three wider cuts:
   the most confident reading wins);
   the text must pass the plate grammar (province, letter, five or six serial characters).
@@ -53,6 +54,12 @@ REC_SIZE = (128, 32)  # the recogniser's input (width, height)
 REC_PAD_X = 0.05
 REC_PAD_Y = 0.12
 LETTERBOX_PAD = 114
+# Large crops (close-ups) are also searched in windows of these shares of their longer side.
+WINDOW_MIN_SIDE = 400
+WINDOW_FRACTIONS = (0.5, 0.35)
+WINDOW_CANDIDATES = 2  # the surest windowed plate boxes recognised besides the whole crop's
+WINDOWS_BELOW = 0.5  # windows are searched when the whole crop gives no reading this sure
+SURE_COLOUR = 0.9  # a colour-head probability above which the plate's length must agree
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,24 +230,69 @@ class OnnxPlateReader:
         start = time.perf_counter()
         try:
             found = self.locate(vehicle_crop_bgr)
-            if found is None:
-                return None
-            box, _ = found
-            best: tuple[str, float, np.ndarray] | None = None
-            for cut in _cuts(box):
-                probs, colour_probs = self._rec.run(
-                    None, {"plate": to_tensor(plate_patch(vehicle_crop_bgr, cut))}
-                )
-                text, confidences = decode_columns(probs[0], self.charset)
-                if grammar_problem(text) is None and (best is None or min(confidences) > best[1]):
-                    best = (text, min(confidences), colour_probs[0])
+            best = self._recognise(vehicle_crop_bgr, [] if found is None else [found[0]])
+            if best is None or best[1] < WINDOWS_BELOW:
+                # Not found or not sure on the whole crop: a large crop's plate may be too small for
+                # the localiser at 128 px, so look again in windows.
+                windowed = self._recognise(vehicle_crop_bgr, self._windowed(vehicle_crop_bgr))
+                if windowed is not None and (best is None or windowed[1] > best[1]):
+                    best = windowed
             if best is None or best[1] < self.options.min_confidence:
                 return None
-            text, confidence, colour_probs = best
+            text, confidence, colour_probs, box = best
             colour = self._colour(text, colour_probs)
             return PlateReading(text=text, colour=colour, confidence=round(confidence, 4), box=box)
         finally:
             self.last_ms = (time.perf_counter() - start) * 1000
+
+    def _recognise(
+        self, crop: np.ndarray, boxes: list[tuple[int, int, int, int]]
+    ) -> tuple[str, float, np.ndarray, tuple[int, int, int, int]] | None:
+        """The most confident grammatical reading, with a colour that agrees, over each box and its
+        wider cuts."""
+        best: tuple[str, float, np.ndarray, tuple[int, int, int, int]] | None = None
+        for box in boxes:
+            for cut in _cuts(box):
+                probs, colour_probs = self._rec.run(None, {"plate": to_tensor(plate_patch(crop, cut))})
+                text, confidences = decode_columns(probs[0], self.charset)
+                if (
+                    grammar_problem(text) is None
+                    and self._colour_agrees(text, colour_probs[0])
+                    and (best is None or min(confidences) > best[1])
+                ):
+                    best = (text, min(confidences), colour_probs[0], box)
+        return best
+
+    def _windowed(self, crop: np.ndarray) -> list[tuple[int, int, int, int]]:
+        """The localiser's two surest plate boxes in overlapping windows of a large crop (a close-up).
+        It learnt plates a quarter to a third of its input's width; in a
+        close-up of a whole vehicle a plate is a tenth, a few pixels once the crop is shrunk to 128."""
+        height, width = crop.shape[:2]
+        windowed: list[tuple[float, tuple[int, int, int, int]]] = []
+        for x1, y1, x2, y2 in _windows(width, height):
+            hit = self.locate(crop[y1:y2, x1:x2])
+            if hit is not None:
+                (bx1, by1, bx2, by2), score = hit
+                windowed.append((score, (x1 + bx1, y1 + by1, x1 + bx2, y1 + by2)))
+        windowed.sort(key=lambda item: -item[0])
+        # The whole crop's box is no reason to skip a window's: on the same plate, the window's (seen
+        # at a larger scale) is usually the tighter one.
+        boxes: list[tuple[int, int, int, int]] = []
+        for _, box in windowed:
+            if len(boxes) >= WINDOW_CANDIDATES:
+                break
+            if all(_overlap(box, other) < 0.5 for other in boxes):
+                boxes.append(box)
+        return boxes
+
+    def _colour_agrees(self, text: str, probs: np.ndarray) -> bool:
+        """A sure colour overrules the length: a green (new-energy) plate has eight characters, others
+        seven. A cut that drops one of a green plate's characters still reads as a valid blue serial
+        (皖EF03412 as 皖F03412, seen on a close-up); the colour head is not fooled by the cut."""
+        if "green" not in self.colours:
+            return True
+        green = float(probs[self.colours.index("green")])
+        return not ((len(text) == 8 and green < 1 - SURE_COLOUR) or (len(text) == 7 and green > SURE_COLOUR))
 
     def _colour(self, text: str, probs: np.ndarray) -> PlateColour:
         # Eight characters are a green plate whatever the colour head says; seven never are.
@@ -256,6 +308,39 @@ class NoPlateReader:
 
     def read(self, vehicle_crop_bgr: np.ndarray) -> PlateReading | None:
         return None
+
+
+def _windows(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """Overlapping windows (half and a third of the crop's longer side, half a window apart) on crops
+    at least ``WINDOW_MIN_SIDE`` across; none on smaller ones (a fixed view's vehicles)."""
+    longest = max(width, height)
+    if longest < WINDOW_MIN_SIDE:
+        return []
+    out = []
+    for fraction in WINDOW_FRACTIONS:
+        ww, wh = min(width, round(fraction * longest)), min(height, round(fraction * longest * 0.9))
+        for y in _starts(height, wh):
+            for x in _starts(width, ww):
+                out.append((x, y, x + ww, y + wh))
+    return out
+
+
+def _starts(total: int, size: int) -> list[int]:
+    step = max(1, size // 2)
+    starts = list(range(0, max(1, total - size + 1), step))
+    if starts[-1] + size < total:
+        starts.append(total - size)
+    return starts
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection over the smaller box's area."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return w * h / max(1, smaller)
 
 
 def _cuts(box: tuple[int, int, int, int]) -> list[tuple[float, float, float, float]]:

@@ -8,6 +8,9 @@ python -m models.street.card collect RUN/street-detector.metrics.json --parking 
 python -m models.street.card render models/street-detector.metrics.json --out models/street-detector.md
 ```
 
+A later ``citywatch eval parking`` of the same file replaces only the parking figures:
+``python -m models.street.card parking models/street-detector.metrics.json --parking parking.json``.
+
 ``collect`` adds what the training run does not measure: the speed of one onnxruntime thread (the file
 and the shipped COCO file, taking turns), the real-photo check (people and two-wheelers on
 ``../shared/data/ebike-real``, the file against the COCO original: what fine-tuning on renderings cost
@@ -296,7 +299,11 @@ def _parking_section(parking: dict[str, Any] | None) -> list[str]:
         f"{mine['scenarios']} held-out scenarios (seeds {mine['seeds']}, {mine['size']}, "
         f"{mine['frame_interval_s']} s between analysed frames, {mine['camera_hours']} camera-hours), the "
         "street agent's own per-frame path; plate reader "
-        f"`{(mine.get('settings') or {}).get('plate_reader')}`.",
+        f"`{(mine.get('settings') or {}).get('plate_reader')}`"
+        + {"ptz_closeup": ", plates read from the pole's PTZ close-ups (`camera.closeup`)"}.get(
+            (mine.get("settings") or {}).get("plates_from", ""), ""
+        )
+        + ".",
         "",
         "| figure | target | this file |"
         + (f" {parking.get('reference_name', 'reference')} |" if reference else ""),
@@ -418,12 +425,23 @@ def main(argv: list[str] | None = None) -> int:
         help="the run's rendered validation stills (for the weight-interpolation sweep)",
     )
     gather.add_argument("--out", type=Path, required=True)
+    refresh = commands.add_parser(
+        "parking", help="replace the parking figures only (a later citywatch eval parking of the same file)"
+    )
+    refresh.add_argument("metrics", type=Path)
+    refresh.add_argument("--parking", type=Path, required=True, help="citywatch eval parking output")
     draw = commands.add_parser("render", help="write the card from the metrics")
     draw.add_argument("metrics", type=Path)
     draw.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.command == "collect":
         return collect(args)
+    if args.command == "parking":
+        metrics = json.loads(args.metrics.read_text())
+        metrics.setdefault("parking", {})["finetuned"] = parking_summary(args.parking)
+        args.metrics.write_text(json.dumps(metrics, indent=2) + "\n")
+        print(f"wrote {args.metrics}", file=sys.stderr)
+        return 0
     args.out.write_text(render_card(json.loads(args.metrics.read_text())))
     return 0
 

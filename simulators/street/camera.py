@@ -9,6 +9,7 @@ ground homography maps road metres to pixels exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -115,6 +116,26 @@ class StreetCamera:
 
     def scaled(self, width: int, height: int) -> StreetCamera:
         return StreetCamera(self.pose, width, height)
+
+    def aimed_at(
+        self, box: tuple[float, float, float, float], *, fill: float, max_zoom: float
+    ) -> StreetCamera:
+        """A pan-tilt-zoom camera on the same pole turned to the centre of ``box`` (this camera's pixels)
+        and zoomed until the box spans ``fill`` of the picture's width or height (at most ``max_zoom``
+        times this camera's focal length). No roll: a PTZ head pans and tilts only."""
+        x1, y1, x2, y2 = box
+        u, v = (x1 + x2) / 2, (y1 + y2) / 2
+        f = self.focal
+        ray = self.rotation.T @ np.array([(u - self.width / 2) / f, (v - self.height / 2) / f, 1.0])
+        yaw = math.degrees(math.atan2(ray[0], ray[1]))
+        tilt = math.degrees(math.asin(-ray[2] / float(np.linalg.norm(ray))))
+        # The box's angular size; the picture's narrower side decides how far the zoom may go.
+        spread = max((x2 - x1) / f, (y2 - y1) / f * self.width / self.height, 1e-6)
+        half = math.atan(spread / fill / 2)
+        narrowest = math.atan(math.tan(math.radians(self.pose.hfov_deg) / 2) / max_zoom)
+        hfov = math.degrees(2 * max(half, narrowest))
+        pose = dataclasses.replace(self.pose, yaw_deg=yaw, tilt_deg=tilt, roll_deg=0.0, hfov_deg=hfov)
+        return StreetCamera(pose, self.width, self.height)
 
     @cached_property
     def _frustum(self) -> FloatArray:

@@ -13,17 +13,21 @@ it reads them as fast as they render (fast-forward).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
 from pydantic import model_validator
 
+from edge.street.closeup import CloseUp
 from edge.street.config import StreetSimulatorSourceConfig as EdgeStreetSimulatorSourceConfig
 from edge.vision.sources import Frame, SourceError
 from simulators.street.render import StreetRenderer
 from simulators.street.scenario import PRESETS, Scenario, StreetRules, make_scenario
 from simulators.street.truth import frame_count, truth_document, zone_polygons
+
+PTZ_FPS = 25.0  # the close-up camera's frame rate (a burst's frames are this far apart)
 
 
 class StreetSimulatorSourceConfig(EdgeStreetSimulatorSourceConfig):
@@ -73,6 +77,30 @@ class StreetSimulatorSource:
     def truth(self) -> dict[str, Any]:
         """The whole ground truth at this source's size and rate (``citywatch-street-truth/1``)."""
         return truth_document(self.scenario, self.size, self.fps, speed=self.config.speed, rules=self.rules)
+
+    def closeup(
+        self,
+        box: tuple[float, float, float, float],
+        t: float,
+        *,
+        fill: float,
+        max_zoom: float,
+        frames: int = 3,
+    ) -> CloseUp:
+        """The pole's PTZ camera turned and zoomed onto ``box`` (this source's pixels) at scenario time
+        ``t``: the same street from the same place, rendered anew at this source's size, ``frames``
+        frames at the PTZ's 25 fps (each with its own sensor noise)."""
+        camera = self.scenario.camera(self.size)
+        aimed = camera.aimed_at(box, fill=fill, max_zoom=max_zoom)
+        scenario = dataclasses.replace(self.scenario, pose=aimed.pose)
+        renderer = StreetRenderer(scenario, self.size, PTZ_FPS, visibility=False)
+        first = round(t * PTZ_FPS)
+        burst = tuple(renderer.render(first + k)[0] for k in range(max(1, frames)))
+        # The aimed centre lands at the picture's centre, the box grown by the focal lengths' ratio.
+        zoom = aimed.focal / camera.focal
+        cx, cy = self.size[0] / 2, self.size[1] / 2
+        half_w, half_h = (box[2] - box[0]) * zoom / 2, (box[3] - box[1]) * zoom / 2
+        return CloseUp(frames=burst, box=(cx - half_w, cy - half_h, cx + half_w, cy + half_h), zoom=zoom)
 
     def _generate(self) -> Iterator[Frame]:
         renderer = StreetRenderer(self.scenario, self.size, self.fps, speed=self.config.speed)

@@ -228,6 +228,35 @@ def test_an_overstayer_through_the_agent_is_recalled_with_its_dwell() -> None:
 
 
 @pytest.mark.slow
+def test_the_overstayers_plate_is_read_from_a_closeup_and_not_from_the_fixed_view() -> None:
+    def plates(closeup: bool) -> tuple[int, int, int]:
+        options = EvalOptions(
+            size=(1280, 720), fps=5.0, speed=2.5, dwell_s=10.0, grace_s=20.0, oracle=True, closeup=closeup
+        )
+        score = run_job(ParkingJob("overstay", seed=HELD_OUT_SEED, scenario="overstay"), options)
+        assert (score.violations_expected, score.violations_recalled) == (1, 1)
+        return score.plates_checked, score.plates_read, score.plates_exact
+
+    assert plates(closeup=False) == (1, 0, 0)  # the plate is a few pixels high in the fixed view
+    assert plates(closeup=True) == (1, 1, 1)
+
+
+def test_a_failing_closeup_costs_the_plate_not_the_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulators.street.frame_source import StreetSimulatorSource
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise TimeoutError("PTZ did not answer")
+
+    monkeypatch.setattr(StreetSimulatorSource, "closeup", broken)
+    options = EvalOptions(
+        size=(640, 360), fps=5.0, speed=2.5, dwell_s=10.0, grace_s=20.0, oracle=True, closeup=True
+    )
+    score = run_job(ParkingJob("overstay", seed=HELD_OUT_SEED, scenario="overstay"), options)
+    assert (score.violations_expected, score.violations_recalled, score.false_warnings) == (1, 1, 0)
+    assert (score.plates_checked, score.plates_read) == (1, 0)
+
+
+@pytest.mark.slow
 def test_the_command_scores_held_out_stories_and_ends_in_one_json_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

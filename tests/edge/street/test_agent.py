@@ -215,3 +215,98 @@ def test_the_frame_loop_never_waits_for_a_photo(tmp_path: Path) -> None:
     agent.close()
     evidence = [m for channel, m in uplink.sent if channel is Channel.EVIDENCE]
     assert {m.kind.value for m in evidence} == {"photo"} and agent.evidence_sent == 2
+
+
+def test_closeups_need_a_source_that_can_zoom(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "street.mp4", lit_s=1.0, dark_s=0.0)
+    config = agent_config(
+        tmp_path,
+        "mqtt://127.0.0.1:1",
+        video,
+        plate={"reader": "citywatch"},
+        camera={
+            "source": {"kind": "file", "path": str(video), "realtime": False},
+            "fps": 5,
+            "width": WIDTH,
+            "height": HEIGHT,
+            "closeup": {"enabled": True},
+        },
+    )
+    message = r"street\.camera\.closeup\.enabled: the 'file' source kind has no PTZ camera to zoom with"
+    with pytest.raises(StreetStartError, match=message):
+        StreetAgent(config, uplink=object())
+    assert any("has no PTZ camera" in problem for problem in preflight(config))
+
+
+class _PoleWithPtz:
+    """The fixed camera's frames (the lit scene) and a PTZ that is hardware we do not have here: its
+    close-up is a drawn vehicle front with a known plate, made large the way a zoom makes it."""
+
+    live = False
+    fps = 5.0
+
+    def __init__(self, frames: int, *, fail: bool = False) -> None:
+        from tests.edge.street.plate_scenes import closeup_front
+
+        self.frames, self.fail, self.shots = frames, fail, 0
+        self.front, self.image, (x, y) = closeup_front(0)
+        h, w = self.front.image.shape[:2]
+        self.box = (float(x), float(y), float(x + w), float(y + h))
+        self._next = 0
+
+    def open(self) -> None:
+        self._next = 0
+
+    def read(self) -> Any:
+        from edge.vision.sources import Frame
+
+        if self._next >= self.frames:
+            return None
+        index, self._next = self._next, self._next + 1
+        return Frame(t=index / self.fps, image=scene(lit=True), index=index)
+
+    def close(self) -> None:
+        pass
+
+    def closeup(self, box: Any, t: float, *, fill: float, max_zoom: float, frames: int) -> Any:
+        from edge.street.closeup import CloseUp
+
+        self.shots += 1
+        if self.fail:
+            raise TimeoutError("the PTZ did not answer")
+        return CloseUp(frames=tuple(self.image.copy() for _ in range(frames)), box=self.box, zoom=8.0)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_with_a_ptz_the_plate_comes_from_its_closeup_and_a_failing_ptz_loses_no_event(
+    tmp_path: Path, fail: bool
+) -> None:
+    from citywatch.evaluation.parking import RecordingUplink
+
+    video = write_video(tmp_path / "street.mp4", lit_s=1.0, dark_s=0.0)  # the config needs a path only
+    source = {"kind": "file", "path": str(video), "realtime": False}
+    camera = {"source": source, "fps": 5, "width": WIDTH, "height": HEIGHT}
+    config = agent_config(
+        tmp_path,
+        "mqtt://127.0.0.1:1",
+        video,
+        plate={"reader": "citywatch"},
+        camera={**camera, "closeup": {"enabled": True}},
+    )
+    pole = _PoleWithPtz(frames=30, fail=fail)
+    uplink = RecordingUplink()
+    agent = StreetAgent(config, uplink=uplink, source=pole, face_finder=None)
+    pole.open()
+    while (frame := pole.read()) is not None:
+        agent.process(frame)
+    agent.close()
+    stages = [(m.phase, m.details["stage"]) for m in uplink.events]
+    assert stages == [("new", "warning"), ("update", "violation")]  # the case is whole either way
+    assert pole.shots == 1  # one close-up per case and retry interval (60 s), not one per frame
+    if fail:
+        assert all("plate" not in m.details for m in uplink.events)
+        return
+    assert [m.details["plate"] for m in uplink.events] == [pole.front.text] * 2
+    assert uplink.events[0].details["plate_colour"] == pole.front.colour
+    # The photo and the plate crop (from the close-up) for each stage.
+    assert agent.evidence_sent == 4

@@ -20,12 +20,14 @@ from edge.street.plates import (
     OnnxPlateReaderOptions,
     PlateModelError,
     PlateReading,
+    _windows,
     decode_columns,
     grammar_problem,
     make_plate_reader,
     plate_patch,
 )
 from models.plates.evaluate import evaluate_reader
+from tests.edge.street.plate_scenes import closeup_front
 
 # Measured on 300 held-out crops per height (plate-reader.md): 93%, 94% and 91% exact, 3-5% misread.
 FLOOR_70, FLOOR_45, FLOOR_30, MAX_MISREAD = 0.8, 0.8, 0.75, 0.15
@@ -137,3 +139,31 @@ def test_a_reading_carries_its_box_colour_and_confidence() -> None:
         with pytest.raises(AttributeError):
             reading.text = "x"  # type: ignore[misc]
     assert hits >= 8
+
+
+def test_only_large_crops_are_searched_in_windows() -> None:
+    assert _windows(320, 240) == []  # a fixed view's vehicle: the whole crop only
+    windows = _windows(1200, 900)
+    assert windows and all(0 <= x1 < x2 <= 1200 and 0 <= y1 < y2 <= 900 for x1, y1, x2, y2 in windows)
+    # Together they cover the crop, corners included.
+    covered = np.zeros((900, 1200), bool)
+    for x1, y1, x2, y2 in windows:
+        covered[y1:y2, x1:x2] = True
+    assert covered.all()
+
+
+@pytest.mark.skipif(not SHIPPED, reason="models/plates/*.onnx not built (python -m models.plates.train)")
+def test_a_plate_small_in_a_large_close_up_is_found_in_a_window() -> None:
+    reader = make_plate_reader("citywatch")
+    found = 0
+    for i in range(6):
+        scene, crop, (ox, oy) = closeup_front(i)
+        assert scene.box is not None and max(crop.shape[:2]) >= 400
+        reading = reader.read(crop)
+        if reading is not None and reading.text == scene.text:
+            found += 1
+            x1, y1, x2, y2 = reading.box  # in the whole crop's pixels
+            tx1, ty1, tx2, ty2 = scene.box
+            assert abs((x1 + x2) / 2 - (ox + (tx1 + tx2) / 2)) < 0.3 * (tx2 - tx1)
+            assert abs((y1 + y2) / 2 - (oy + (ty1 + ty2) / 2)) < (ty2 - ty1)
+    assert found >= 3  # 4 of 6 measured; 0 of 6 without the windows
