@@ -320,31 +320,28 @@ class StreetAgent(CameraAgent):
             return
         if shot is None:
             return
-        readings: dict[str, list[tuple[Any, np.ndarray]]] = {}
-        for index in range(len(shot.frames)):
-            cut = vehicle_cut(shot, index)
-            reading = self.plate_reader.read(cut)
+        # Each frame is read and let go before the next (only the plate with its margin is kept).
+        readings: dict[str, list[tuple[Any, tuple[np.ndarray, Box]]]] = {}
+        taken = 0
+        for image in shot.frames:
+            taken += 1
+            reading = self.plate_reader.read(vehicle_cut(image, shot.box))
             if reading is not None and reading.confidence >= self.street.plate.min_confidence:
-                readings.setdefault(reading.text, []).append((reading, cut))
-        agreed = [group for group in readings.values() if len(group) >= min(2, len(shot.frames))]
+                readings.setdefault(reading.text, []).append(
+                    (reading, _around_plate(image, shot.box, reading.box))
+                )
+        agreed = [group for group in readings.values() if len(group) >= min(2, taken)]
         if not agreed:
             return
         # The text most frames agree on; of its readings, the surest.
         most = max(len(group) for group in agreed)
         group = next(group for group in agreed if len(group) == most)
-        reading, cut = max(group, key=lambda item: item[0].confidence)
+        reading, around = max(group, key=lambda item: item[0].confidence)
         if self._keep(case_id, reading):
-            px1, py1, px2, py2 = reading.box
-            # Keep the plate with a margin as the close-up shows it: the plate crop is made from it
-            # (the fixed view's photo draws no plate box: the reading is not in its pixels).
-            left, top = max(0, px1 - (px2 - px1)), max(0, py1 - 2 * (py2 - py1))
-            around = cut[top : py2 + 2 * (py2 - py1), left : px2 + (px2 - px1)].copy()
+            # The plate crop is made from the close-up (the fixed view's photo draws no plate box: the
+            # reading is not in its pixels).
             self.plates[case_id] = _FramePlate(
-                reading.text,
-                reading.colour,
-                reading.confidence,
-                None,
-                closeup=(around, Box(px1 - left, py1 - top, px2 - left, py2 - top)),
+                reading.text, reading.colour, reading.confidence, None, closeup=around
             )
             log.info("plate %s read from a close-up (zoom %.1fx)", "*" * len(reading.text), shot.zoom)
 
@@ -496,6 +493,18 @@ class _FramePlate:
     ) -> None:
         self.text, self.colour, self.confidence, self.box = text, colour, confidence, box
         self.closeup = closeup
+
+
+def _around_plate(
+    image: np.ndarray, vehicle: tuple[float, float, float, float], plate: tuple[int, int, int, int]
+) -> tuple[np.ndarray, Box]:
+    """The plate with a margin, copied out of a close-up frame, and the plate's box in that copy;
+    ``plate`` is in the pixels of the frame's vehicle cut."""
+    cut = vehicle_cut(image, vehicle)
+    px1, py1, px2, py2 = plate
+    left, top = max(0, px1 - (px2 - px1)), max(0, py1 - 2 * (py2 - py1))
+    around = cut[top : py2 + 2 * (py2 - py1), left : px2 + (px2 - px1)].copy()
+    return around, Box(px1 - left, py1 - top, px2 - left, py2 - top)
 
 
 def _box_only(found: Any) -> tuple[int, int, int, int] | None:

@@ -10,6 +10,7 @@ The street simulator's source has one; a real PTZ driver (ONVIF) would be anothe
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -19,9 +20,11 @@ import numpy as np
 @dataclass(frozen=True, slots=True)
 class CloseUp:
     """What the PTZ camera saw once zoomed: a short burst of frames (a plate is taken only when frames
-    agree on it), where the vehicle is expected in them, and the zoom used."""
+    agree on it), where the vehicle is expected in them, and the zoom used. ``frames`` may be a
+    generator, read once: a device then holds one close-up frame at a time (a 1080p frame is 6 MB, and
+    the street agent's memory budget is tight)."""
 
-    frames: tuple[np.ndarray, ...]
+    frames: Iterable[np.ndarray]
     box: tuple[float, float, float, float]  # the vehicle, in the close-up's pixels
     zoom: float  # focal length over the fixed camera's
 
@@ -39,11 +42,10 @@ def source_can_zoom(driver: Any) -> bool:
     return callable(getattr(owner, "closeup", None))
 
 
-def vehicle_cut(shot: CloseUp, frame: int = 0, margin: float = 0.1) -> np.ndarray:
-    """A close-up frame cut to the vehicle's expected box grown by ``margin`` on each side."""
-    image = shot.frames[frame]
+def vehicle_cut(image: np.ndarray, box: tuple[float, float, float, float], margin: float = 0.1) -> np.ndarray:
+    """A close-up frame cut to the vehicle's expected ``box`` grown by ``margin`` on each side (a view)."""
     height, width = image.shape[:2]
-    x1, y1, x2, y2 = shot.box
+    x1, y1, x2, y2 = box
     mx, my = (x2 - x1) * margin, (y2 - y1) * margin
     left, top = max(0, int(x1 - mx)), max(0, int(y1 - my))
     right, bottom = min(width, int(np.ceil(x2 + mx))), min(height, int(np.ceil(y2 + my)))

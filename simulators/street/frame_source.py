@@ -89,13 +89,13 @@ class StreetSimulatorSource:
     ) -> CloseUp:
         """The pole's PTZ camera turned and zoomed onto ``box`` (this source's pixels) at scenario time
         ``t``: the same street from the same place, rendered anew at this source's size, ``frames``
-        frames at the PTZ's 25 fps (each with its own sensor noise)."""
+        frames at the PTZ's 25 fps (each with its own sensor noise), rendered one at a time as read."""
         camera = self.scenario.camera(self.size)
         aimed = camera.aimed_at(box, fill=fill, max_zoom=max_zoom)
         scenario = dataclasses.replace(self.scenario, pose=aimed.pose)
         renderer = StreetRenderer(scenario, self.size, PTZ_FPS, visibility=False)
         first = round(t * PTZ_FPS)
-        burst = tuple(renderer.render(first + k)[0] for k in range(max(1, frames)))
+        burst = (renderer.render(first + k)[0] for k in range(max(1, frames)))  # rendered as read
         # The aimed centre lands at the picture's centre, the box grown by the focal lengths' ratio.
         zoom = aimed.focal / camera.focal
         cx, cy = self.size[0] / 2, self.size[1] / 2

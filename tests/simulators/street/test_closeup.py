@@ -54,8 +54,9 @@ def test_a_closeup_shows_a_plate_the_fixed_view_cannot_read() -> None:
     assert fixed_height < 16, "the scenario should show the plate small in the fixed view"
     t = (stop["start_s"] + stop["end_s"]) / 2
     shot = source.closeup(tuple(stop["box_px"]), t, fill=0.85, max_zoom=30, frames=3)
-    assert len(shot.frames) == 3 and all(f.shape[:2] == (SIZE[1], SIZE[0]) for f in shot.frames)
-    assert not np.array_equal(shot.frames[0], shot.frames[1]), "each frame has its own sensor noise"
+    frames = list(shot.frames)
+    assert len(frames) == 3 and all(f.shape[:2] == (SIZE[1], SIZE[0]) for f in frames)
+    assert not np.array_equal(frames[0], frames[1]), "each frame has its own sensor noise"
     assert shot.zoom > 3
     # The vehicle's expected box is centred and spans the fill asked in one direction.
     x1, y1, x2, y2 = shot.box
@@ -65,5 +66,5 @@ def test_a_closeup_shows_a_plate_the_fixed_view_cannot_read() -> None:
     x1, y1, x2, y2 = (int(v) for v in stop["box_px"])
     frame, _ = StreetRenderer(source.scenario, SIZE, 2.0).render(round(t * 2.0))
     assert reader.read(frame[y1:y2, x1:x2]) is None, "the fixed view should be too coarse"
-    texts = [getattr(reader.read(vehicle_cut(shot, k)), "text", None) for k in range(3)]
+    texts = [getattr(reader.read(vehicle_cut(frame, shot.box)), "text", None) for frame in frames]
     assert texts.count(stop["plate"]) >= 2, texts
