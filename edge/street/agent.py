@@ -108,9 +108,14 @@ def preflight(config: StreetAgentConfig) -> list[str]:
     except NoSourceDriver as exc:
         problems.append(f"street.camera.source: {exc}")
     else:
-        if street.camera.closeup.enabled and street.plate.reader != "none" and not source_can_zoom(driver):
+        if _wants_closeups(street) and not source_can_zoom(driver):
             problems.append(_cannot_zoom(street.camera.source.kind))
     return problems
+
+
+def _wants_closeups(street: StreetConfig) -> bool:
+    """A PTZ is asked for, and plates are read at all."""
+    return street.camera.closeup.enabled and street.plate.reader != "none"
 
 
 def _cannot_zoom(kind: str) -> str:
@@ -160,12 +165,11 @@ class StreetAgent(CameraAgent):
             uplink=uplink,
         )
         self._zoom: CloseUpSource | None = None
-        if street.camera.closeup.enabled and street.plate.reader != "none":
+        if _wants_closeups(street):
             if not isinstance(self.grabber.source, CloseUpSource):
                 raise StreetStartError(_cannot_zoom(street.camera.source.kind))
             self._zoom = self.grabber.source
         self._frame_t = 0.0  # the source's own clock at the frame in hand (a close-up is taken at it)
-        self.closeups = 0
         self.cases: dict[int, EventEmitter] = {}  # open events by case id
         self.plates: dict[int, Any] = {}  # the best plate reading by case id
         self._plate_tried: dict[int, float] = {}
@@ -304,7 +308,6 @@ class StreetAgent(CameraAgent):
             return
         self._zoomed[case_id] = t
         assert self._zoom is not None
-        self.closeups += 1
         try:
             shot = self._zoom.closeup(
                 box.as_tuple(),
@@ -325,11 +328,10 @@ class StreetAgent(CameraAgent):
         taken = 0
         for image in shot.frames:
             taken += 1
-            reading = self.plate_reader.read(vehicle_cut(image, shot.box))
+            cut = vehicle_cut(image, shot.box)
+            reading = self.plate_reader.read(cut)
             if reading is not None and reading.confidence >= self.street.plate.min_confidence:
-                readings.setdefault(reading.text, []).append(
-                    (reading, _around_plate(image, shot.box, reading.box))
-                )
+                readings.setdefault(reading.text, []).append((reading, _around_plate(cut, reading.box)))
         agreed = [group for group in readings.values() if len(group) >= min(2, taken)]
         if not agreed:
             return
@@ -495,12 +497,9 @@ class _FramePlate:
         self.closeup = closeup
 
 
-def _around_plate(
-    image: np.ndarray, vehicle: tuple[float, float, float, float], plate: tuple[int, int, int, int]
-) -> tuple[np.ndarray, Box]:
-    """The plate with a margin, copied out of a close-up frame, and the plate's box in that copy;
-    ``plate`` is in the pixels of the frame's vehicle cut."""
-    cut = vehicle_cut(image, vehicle)
+def _around_plate(cut: np.ndarray, plate: tuple[int, int, int, int]) -> tuple[np.ndarray, Box]:
+    """The plate with a margin, copied out of a close-up's vehicle cut (so the frame can go), and the
+    plate's box in that copy."""
     px1, py1, px2, py2 = plate
     left, top = max(0, px1 - (px2 - px1)), max(0, py1 - 2 * (py2 - py1))
     around = cut[top : py2 + 2 * (py2 - py1), left : px2 + (px2 - px1)].copy()
